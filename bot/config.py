@@ -1,0 +1,142 @@
+"""One typed `Settings` read from the environment (or `.env`), and the clinic profile from clinic.toml."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PLACEHOLDERS = {"", "changeme", "change-me", "secret", "token", "placeholder", "xxx", "test", "dev"}
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; read once, passed down."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    env: Literal["development", "production"] = "development"
+    data_dir: Path = Path("./data")
+    knowledge_dir: Path = Path("./knowledge")
+    staff_token: SecretStr | None = None
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["http://127.0.0.1:8000", "http://localhost:8000"]
+    )
+    chroma_host: str | None = None
+    chroma_port: int = 8001
+    collection: str = "clinic"
+    database_url: str | None = None
+    embedding_model: str = "minilm"
+    answer_mode: Literal["extractive", "llm"] = "extractive"
+    llm_provider: str = "openai"
+    llm_model: str = "gemma3"
+    llm_base_url: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_timeout: float = 20.0
+    messenger_verify_token: SecretStr | None = None
+    messenger_app_secret: SecretStr | None = None
+    messenger_page_access_token: SecretStr | None = None
+    graph_api_base: str = "https://graph.facebook.com"
+    graph_api_version: str = "v23.0"
+    messenger_handover_app_id: str = "263902037430900"
+    messenger_handover_minutes: int = 60
+    messenger_lapse_hours: int = 24
+    redis_url: str | None = None
+    max_message_chars: int = 2000
+    max_body_bytes: int = 64 * 1024
+    retention_days: int = 30
+    session_idle_minutes: int = 120
+    rate_limit_chat: str = "60/minute"
+    rate_limit_search: str = "120/minute"
+    # Grounding threshold on the fused retrieval confidence; calibrated by `python -m bot eval`.
+    grounded_threshold: float = 0.42
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("chroma_host", "database_url", "redis_url", "llm_base_url", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_in_production(self) -> Settings:
+        if self.env != "production":
+            return self
+        bad = [
+            name
+            for name in ("staff_token",)
+            if _is_placeholder(getattr(self, name))
+        ]
+        # Messenger secrets only matter once the channel is configured at all.
+        messenger = ("messenger_verify_token", "messenger_app_secret", "messenger_page_access_token")
+        if any(getattr(self, n) is not None for n in messenger):
+            bad += [n for n in messenger if _is_placeholder(getattr(self, n))]
+        if bad:
+            names = ", ".join(n.upper() for n in bad)
+            raise ValueError(f"ENV=production refuses unset or placeholder secrets: set {names}")
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL, defaulting to SQLite under DATA_DIR."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'bot.sqlite3').resolve()}"
+
+    @property
+    def staff_token_value(self) -> str | None:
+        """The staff token, or None when it is not configured."""
+        value = self.staff_token.get_secret_value() if self.staff_token else ""
+        return value or None
+
+
+def _is_placeholder(secret: SecretStr | None) -> bool:
+    if secret is None:
+        return True
+    value = secret.get_secret_value().strip().lower()
+    return value in PLACEHOLDERS or len(value) < 12
+
+
+class ClinicProfile(BaseModel):
+    """Facts about the clinic that the bot may state, from knowledge/clinic.toml."""
+
+    name: str
+    city: str
+    phone: str
+    booking_url: str | None = None
+    emergency_number: str = "911"
+    crisis_number: str = "988"
+    disclaimer: str
+    greeting: str
+    scope: str
+    suggested_questions: list[str] = Field(default_factory=list)
+    articles_url: str | None = None
+
+    @property
+    def phone_e164(self) -> str:
+        """The phone as +1XXXXXXXXXX for tel: links and Messenger buttons."""
+        digits = re.sub(r"\D", "", self.phone)
+        return "+" + (digits if len(digits) > 10 else "1" + digits)
+
+
+def load_clinic(knowledge_dir: Path) -> ClinicProfile:
+    """Read clinic.toml from the knowledge folder."""
+    with (knowledge_dir / "clinic.toml").open("rb") as fh:
+        data = tomllib.load(fh)
+    clinic = data.get("clinic", data)
+    if not clinic.get("booking_url"):
+        clinic["booking_url"] = None
+    return ClinicProfile(**clinic)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
