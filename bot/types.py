@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 Kind = Literal["answer", "handoff", "emergency", "booking", "smalltalk"]
 ActionType = Literal["call", "book", "link", "emergency"]
@@ -87,6 +87,9 @@ class Reply(BaseModel):
     disclaimer: str | None = None
     # Additive field: lets a client attach feedback to this exact reply.
     reply_id: str | None = None
+    # Core-side notes for channels, logs and storage; never serialised.
+    _trace: Any = PrivateAttr(default=None)
+    _record_unanswered: str | None = PrivateAttr(default=None)
 
 
 @dataclass

@@ -1,0 +1,280 @@
+"""The pipeline every channel calls: triage -> intents -> retrieval -> compose or hand off."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import unicodedata
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+
+from bot import intents, metrics, safety
+from bot.answer import Composed, compose, holds_slot
+from bot.config import ClinicProfile, Settings
+from bot.embeddings import BatchingEmbedder
+from bot.index import IndexUnavailable
+from bot.retrieval import LiveRetriever, Retrieval, tokenize
+from bot.sentences import split_sentences
+from bot.types import Action, IncomingMessage, Reply, ReplyTrace, Session
+
+log = logging.getLogger(__name__)
+
+SLOT_PHRASES = {
+    "price": "prices or fees", "hours": "opening hours", "insurance": "insurance details",
+    "parking": "parking details", "staff": "details about our staff", "duration": "how long sessions take",
+    "location": "our address", "availability": "open appointment times", "discount": "discounts or offers",
+    "cancellation": "a cancellation policy", "payment": "payment options",
+}
+# A short message that leans on the previous one ("how long is it?", "and what about the hips?").
+_FOLLOW_UP = re.compile(r"\b(it|its|it's|that|this|they|them|their|those|these|there|he|she|one)\b|"
+                        r"^(and|also|so|but|what about|how about|why|more|tell me more|explain)\b", re.I)
+
+
+def normalise(text: str) -> str:
+    """NFKC, no control characters, single spaces: what every rule and the retriever sees."""
+    text = unicodedata.normalize("NFKC", text)
+    text = "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+class Chatbot:
+    """The core: decides every reply; channels only translate."""
+
+    def __init__(self, settings: Settings, clinic: ClinicProfile, embedder: BatchingEmbedder,
+                 retriever: LiveRetriever, store: Any | None, llm: Any | None = None) -> None:
+        self.settings = settings
+        self.clinic = clinic
+        self.embedder = embedder
+        self.retriever = retriever
+        self.store = store
+        self.llm = llm
+
+    # -- the entry point channels use ------------------------------------------------------------
+    async def respond(self, message: IncomingMessage) -> Reply:
+        """Open the session, reply, remember the exchange (redacted); never fails because the database did."""
+        text = normalise(message.text)
+        vec_task = asyncio.ensure_future(self.embedder.embed_one(text)) if text else None
+        session = await self._open_session(message)
+        reply = await self.reply(message, session, first_vector=vec_task)
+        reply.session_id = session.id
+        reply.reply_id = await self._remember(session, message, reply)
+        return reply
+
+    async def stream(self, message: IncomingMessage) -> AsyncIterator[tuple[str, Any]]:
+        """The reply as ("sentence", text) events, then ("reply", Reply)."""
+        reply = await self.respond(message)
+        for sentence in split_sentences(reply.reply):
+            yield "sentence", sentence
+        yield "reply", reply
+
+    # -- the decision ----------------------------------------------------------------------------
+    async def reply(self, message: IncomingMessage, session: Session,
+                    first_vector: asyncio.Future[np.ndarray] | None = None) -> Reply:
+        """Decide the reply to one message in a session (pure of storage)."""
+        text = normalise(message.text)
+        trace = ReplyTrace()
+        try:
+            reply = await self._decide(text, session, trace, first_vector)
+        finally:
+            if first_vector is not None and not first_vector.done():
+                first_vector.cancel()
+        reply._trace = trace
+        metrics.REPLIES.labels(reply.kind, message.channel).inc()
+        return reply
+
+    async def _decide(self, text: str, session: Session, trace: ReplyTrace,
+                      first_vector: asyncio.Future[np.ndarray] | None) -> Reply:
+        triaged = safety.triage(text)
+        if triaged is not None:
+            trace.reason, trace.emergency_category = "emergency", triaged.category
+            metrics.EMERGENCIES.labels(triaged.level).inc()
+            body, actions = safety.emergency_reply(triaged, self.clinic)
+            return Reply(kind="emergency", reply=body, actions=actions)
+        intent = intents.detect(text)
+        if intent == "human":
+            trace.reason = "human"
+            return self._handoff(f"Of course. I'm an automated assistant, so the best way to reach a person "
+                                 f"is to call the clinic at {self.clinic.phone}.")
+        if safety.asks_medication(text):
+            trace.reason = "medication"
+            return self._handoff(f"{safety.MEDICATION_NOTE} If you have questions about treatment at the "
+                                 f"clinic, please call us at {self.clinic.phone}.", record=True)
+        slot = safety.asks_clinic_fact(text)
+        if intent == "booking" and slot in (None, "availability", "location"):
+            trace.reason = "booking"
+            return self._booking()
+        if intent in ("greeting", "thanks", "goodbye", "identity", "capabilities", "ack"):
+            trace.reason = f"smalltalk:{intent}"
+            return self._smalltalk(intent)
+        if safety.is_task_request(text) and slot is None:
+            trace.reason = "off_topic"
+            return self._handoff(f"I'm the clinic's assistant, so I can only help with {self.clinic.scope}. "
+                                 f"Is there something about that I can help you with?", call=False)
+        question = intents.strip_greeting(text)
+        try:
+            # The vector started with the session read is for the whole text; a stripped greeting needs its own.
+            found, qvec, used = await self._retrieve(question, session,
+                                                     first_vector if question == text else None)
+        except IndexUnavailable:
+            metrics.INDEX_FAILURES.inc()
+            trace.reason = "index_unavailable"
+            return self._handoff(f"Sorry, our assistant can't look that up right now. Please call the clinic "
+                                 f"at {self.clinic.phone} and we'll be glad to help.")
+        trace.top_score, trace.grounded, trace.retrieval_ms = found.confidence, found.grounded, found.ms
+        metrics.RETRIEVAL.observe(found.ms / 1000)
+        if slot is not None and not holds_slot(slot, found.passages[:3]):
+            trace.reason = f"clinic_fact:{slot}"
+            return self._handoff(f"Our articles don't include {SLOT_PHRASES.get(slot, 'that')}, so I can't "
+                                 f"tell you that here. {self._call_line()}", record=True, question=question)
+        if not found.grounded:
+            trace.reason = "not_grounded"
+            return self._handoff("I'm sorry, I couldn't find that in our clinic's articles, so I can't answer "
+                                 f"it here. {self._call_line()}", record=True, question=question)
+        composed = await self._compose(used, qvec, found, trace)
+        if not composed.text:
+            trace.reason = "not_grounded"
+            return self._handoff("I'm sorry, I couldn't find that in our clinic's articles, so I can't answer "
+                                 f"it here. {self._call_line()}", record=True, question=question)
+        trace.reason, trace.sentences = "answer", composed.sentences
+        notes = []
+        if safety.asks_diagnosis(text):
+            notes.append(safety.DIAGNOSIS_NOTE)
+        if safety.asks_outcome_promise(text):
+            notes.append(safety.OUTCOME_NOTE)
+        body = " ".join([composed.text, *notes,
+                         f"If you'd like to book a session, you can call us at {self.clinic.phone}."])
+        return Reply(kind="answer", reply=body, citations=composed.citations, actions=self._contact_actions(),
+                     suggestions=self._suggestions(question), disclaimer=safety.disclaimer(self.clinic))
+
+    async def _retrieve(self, question: str, session: Session, first_vector: asyncio.Future[np.ndarray] | None,
+                        ) -> tuple[Retrieval, np.ndarray, str]:
+        retriever = await asyncio.to_thread(self.retriever.current)
+        if retriever is None:
+            raise IndexUnavailable("no index has been built yet")
+        vec = await (first_vector if first_vector is not None else self.embedder.embed_one(question))
+        found = retriever.search(question, vec)
+        previous = last_question(session)
+        if previous and (_is_follow_up(question, retriever) or not found.grounded):
+            combined = f"{previous} {question}"
+            cvec = await self.embedder.embed_one(combined)
+            again = retriever.search(combined, cvec)
+            if again.grounded and (not found.grounded or again.confidence >= found.confidence - 0.02
+                                   or _is_follow_up(question, retriever)):
+                return again, cvec, combined
+        return found, vec, question
+
+    async def _compose(self, question: str, qvec: np.ndarray, found: Retrieval, trace: ReplyTrace) -> Composed:
+        retriever = self.retriever.current()
+        assert retriever is not None
+        ids = [p.id for p in found.passages[:3]]
+        vectors = await asyncio.to_thread(retriever.reader.sentence_vectors, ids)
+        extractive = compose(question, qvec, found, vectors)
+        if self.llm is None or self.settings.answer_mode != "llm":
+            return extractive
+        return await self.llm.answer(question, found, extractive, trace)
+
+    # -- fixed framing ---------------------------------------------------------------------------
+    def _call_line(self) -> str:
+        line = f"Please call the clinic at {self.clinic.phone}"
+        if self.clinic.booking_url:
+            line += f" or book online at {self.clinic.booking_url}"
+        return line + " and we'll be glad to help."
+
+    def _contact_actions(self) -> list[Action]:
+        actions = [Action(type="call", label="Call the clinic", value=f"tel:{self.clinic.phone_e164}")]
+        if self.clinic.booking_url:
+            actions.append(Action(type="book", label="Book online", value=self.clinic.booking_url))
+        return actions
+
+    def _handoff(self, text: str, *, record: bool = False, question: str | None = None,
+                 call: bool = True) -> Reply:
+        reply = Reply(kind="handoff", reply=text, actions=self._contact_actions() if call else [],
+                      suggestions=self.clinic.suggested_questions[:3])
+        # "" means: record the patient's own message; None: nothing to record.
+        reply._record_unanswered = (question or "") if record else None
+        return reply
+
+    def _booking(self) -> Reply:
+        text = f"You can book an appointment by calling the clinic at {self.clinic.phone}"
+        text += f", or online at {self.clinic.booking_url}." if self.clinic.booking_url else "."
+        text += " We look forward to seeing you."
+        return Reply(kind="booking", reply=text, actions=self._contact_actions())
+
+    def _smalltalk(self, intent: str) -> Reply:
+        c = self.clinic
+        text = {
+            "greeting": f"{c.greeting} What would you like to know?",
+            "thanks": "You're welcome! Is there anything else I can help you with?",
+            "goodbye": "Take care, and thanks for stopping by.",
+            "identity": (f"I'm the clinic's automated assistant, not a person. I answer questions from our "
+                         f"articles and can help you book. To talk to a person, call {c.phone}."),
+            "capabilities": f"I can help with {c.scope}.",
+            "ack": "Glad to help. Is there anything else you'd like to know?",
+        }[intent]
+        return Reply(kind="smalltalk", reply=text,
+                     suggestions=c.suggested_questions[:4] if intent != "goodbye" else [])
+
+    def _suggestions(self, question: str) -> list[str]:
+        asked = set(tokenize(question))
+        rest = [q for q in self.clinic.suggested_questions if set(tokenize(q)) != asked]
+        return rest[:3]
+
+    # -- storage, never in the way of a reply ----------------------------------------------------
+    async def _open_session(self, message: IncomingMessage) -> Session:
+        if self.store is not None:
+            try:
+                return await asyncio.to_thread(self.store.open_session, message.session_id, message.channel)
+            except Exception as exc:
+                metrics.STORE_FAILURES.labels("open_session").inc()
+                log.warning("store unavailable: %s", type(exc).__name__)
+        import secrets
+
+        return Session(id=secrets.token_urlsafe(24))
+
+    async def _remember(self, session: Session, message: IncomingMessage, reply: Reply) -> str | None:
+        if self.store is None:
+            return None
+        user_text = safety.redact(normalise(message.text))
+        unanswered = getattr(reply, "_record_unanswered", None)
+        try:
+            reply_id = await asyncio.to_thread(self._write, session.id, message.channel, user_text, reply,
+                                               None if unanswered is None else safety.redact(unanswered or
+                                                                                          normalise(message.text)))
+        except Exception as exc:
+            metrics.STORE_FAILURES.labels("record").inc()
+            log.warning("store unavailable: %s", type(exc).__name__)
+            return None
+        if unanswered is not None:
+            metrics.UNANSWERED.inc()
+        return reply_id
+
+    def _write(self, session_id: str, channel: str, user_text: str, reply: Reply, unanswered: str | None) -> str:
+        reply_id = self.store.record_exchange(session_id, channel, user_text, reply.kind,
+                                              safety.redact(reply.reply))
+        if unanswered is not None:
+            self.store.record_unanswered(unanswered, session_id, channel)
+        return reply_id
+
+
+def last_question(session: Session) -> str | None:
+    """The patient's most recent message that got an answer or a handoff: the topic of a follow-up."""
+    turns = session.turns
+    for n in range(len(turns) - 1, 0, -1):
+        if turns[n].role == "bot" and turns[n].kind in ("answer", "handoff") and turns[n - 1].role == "user":
+            return turns[n - 1].text
+    return None
+
+
+def _is_follow_up(question: str, retriever: Any) -> bool:
+    words = question.split()
+    if len(words) > 10:
+        return False
+    if _FOLLOW_UP.search(question):
+        return True
+    # No word of the question is in the articles' vocabulary: it cannot stand on its own.
+    known = [t for t in tokenize(question) if t in retriever.lexical._vocab_set]
+    return not known

@@ -1,0 +1,161 @@
+"""Command line: serve, ingest, ask, search, eval, bench, messenger-setup."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+from bot.config import get_settings, load_clinic
+
+
+def _runtime():  # type: ignore[no-untyped-def]
+    from bot.api import Runtime
+
+    settings = get_settings()
+    runtime = Runtime(settings, load_clinic(settings.knowledge_dir))
+    runtime.load()
+    if not runtime.ready.is_set():
+        sys.exit(runtime.error or "start-up failed")
+    return runtime
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Ingest PATH (default KNOWLEDGE_DIR) into the index; prints what it did."""
+    from bot.embeddings import make_embedder
+    from bot.index import IndexStore
+    from bot.indexing import ingest
+
+    settings = get_settings()
+    path = Path(args.path) if args.path else settings.knowledge_dir
+    if not path.exists():
+        print(f"error: {path} does not exist", file=sys.stderr)
+        return 2
+    report = ingest(path, IndexStore(settings), make_embedder(settings))
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(json.dumps(report.as_dict(), indent=2) if args.json else report.summary())
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the API (ingesting KNOWLEDGE_DIR first when the index is empty)."""
+    import uvicorn
+
+    from bot.index import IndexStore
+    from bot.middleware import configure_logging
+
+    settings = get_settings()
+    configure_logging()
+    if IndexStore(settings).current() is None and settings.knowledge_dir.exists():
+        cmd_ingest(argparse.Namespace(path=None, json=False))
+    uvicorn.run("bot.api:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+                access_log=False, log_config=None, timeout_keep_alive=30, limit_concurrency=args.limit_concurrency)
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    """Ask one question as a patient would and print the reply."""
+    from bot.types import IncomingMessage
+
+    runtime = _runtime()
+    reply = asyncio.run(runtime.chatbot.respond(IncomingMessage(text=args.question, session_id=args.session,
+                                                                channel="cli")))
+    if args.json:
+        print(reply.model_dump_json(indent=2))
+        return 0
+    print(f"[{reply.kind}] {reply.reply}")
+    for c in reply.citations:
+        print(f"  source: {c.title} ({c.source}{' ' + c.url if c.url else ''})")
+    for a in reply.actions:
+        print(f"  action: {a.label} -> {a.value}")
+    if reply.disclaimer:
+        print(f"  note: {reply.disclaimer}")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """Print the passages a query finds, best first, with scores."""
+    runtime = _runtime()
+    found = asyncio.run(runtime.search(args.query, args.k))
+    if args.json:
+        print(json.dumps({"grounded": found.grounded, "confidence": found.confidence, "results": [
+            {"title": p.title, "source": p.source, "url": p.url, "section": p.section, "text": p.text,
+             "score": p.score, "dense_score": p.dense_score, "bm25_score": p.bm25_score} for p in found.passages]},
+            indent=2))
+        return 0
+    print(f"grounded={found.grounded} confidence={found.confidence:.3f}")
+    for n, p in enumerate(found.passages, 1):
+        print(f"{n}. [{p.score:.3f} dense={p.dense_score:.3f} bm25={p.bm25_score:.2f}] {p.title} / {p.section}"
+              f" ({p.source})\n   {p.text[:160]}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Run the evaluation set and print pass rates, retrieval quality and latency."""
+    from bot.evaluate import main as run_eval
+
+    return run_eval(args)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run the benchmark and print its figures."""
+    from bot.bench import main as run_bench
+
+    return run_bench(args)
+
+
+def cmd_messenger_setup(args: argparse.Namespace) -> int:
+    """Set the Facebook Page's Messenger profile (greeting, Get Started, ice breakers, menu)."""
+    from bot.channels.messenger_setup import main as setup
+
+    return setup(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for `python -m bot`."""
+    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve", help=cmd_serve.__doc__)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--limit-concurrency", type=int, default=None)
+    p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("ingest", help=cmd_ingest.__doc__)
+    p.add_argument("path", nargs="?")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_ingest)
+    p = sub.add_parser("ask", help=cmd_ask.__doc__)
+    p.add_argument("question")
+    p.add_argument("--session")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_ask)
+    p = sub.add_parser("search", help=cmd_search.__doc__)
+    p.add_argument("query")
+    p.add_argument("-k", type=int, default=5)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_search)
+    p = sub.add_parser("eval", help=cmd_eval.__doc__)
+    p.add_argument("--mode", choices=["extractive", "llm"], default=None)
+    p.add_argument("--set", default="tests/eval/conversations.yaml")
+    p.add_argument("--verbose", "-v", action="store_true")
+    p.set_defaults(func=cmd_eval)
+    p = sub.add_parser("bench", help=cmd_bench.__doc__)
+    p.add_argument("--quick", action="store_true", help="fewer requests, for a smoke run")
+    p.add_argument("--only", default="", help="comma-separated parts: core,chat,scale,load")
+    p.set_defaults(func=cmd_bench)
+    p = sub.add_parser("messenger-setup", help=cmd_messenger_setup.__doc__)
+    p.add_argument("--dry-run", action="store_true")
+    p.set_defaults(func=cmd_messenger_setup)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)

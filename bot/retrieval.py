@@ -1,0 +1,167 @@
+"""Hybrid retrieval: dense (Chroma) + lexical (BM25) fused by reciprocal rank, with a grounded signal."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import threading
+import time
+from dataclasses import dataclass, replace
+
+import bm25s
+import numpy as np
+import Stemmer
+
+from bot.index import IndexReader
+from bot.types import Passage
+
+RRF_K = 60
+CANDIDATES = 20
+_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_STOP = set(bm25s.stopwords.STOPWORDS_EN) | {"tell", "know", "please", "thanks", "hi", "hello", "want",
+                                              "like", "would", "could", "can", "does", "do", "did", "much"}
+_stemmer = Stemmer.Stemmer("english")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case word stems without stop words; the same for passages and queries."""
+    words = [w for w in _TOKEN.findall(text.lower().replace("’", "'")) if w not in _STOP and len(w) > 1]
+    return _stemmer.stemWords(words)
+
+
+@dataclass
+class Retrieval:
+    """The passages for a query, best first, and whether they are good enough to answer from."""
+
+    passages: list[Passage]
+    grounded: bool
+    confidence: float
+    dense_top: float
+    lexical_hits: int
+    ms: float
+
+
+class LexicalIndex:
+    """BM25 over one generation's passages, with spelling correction against its own vocabulary."""
+
+    def __init__(self, passages: list[Passage]) -> None:
+        self.ids = [p.id for p in passages]
+        docs = [tokenize(f"{p.title} {p.section} {p.text}") for p in passages]
+        self.vocab = sorted({t for d in docs for t in d})
+        self._vocab_set = set(self.vocab)
+        self._df = {t: 0 for t in self.vocab}
+        for d in docs:
+            for t in set(d):
+                self._df[t] += 1
+        self._bm25 = bm25s.BM25()
+        if passages:
+            self._bm25.index(docs, show_progress=False)
+        self._lock = threading.Lock()
+        self._fix_cache: dict[str, str | None] = {}
+
+    def correct(self, tokens: list[str]) -> list[str]:
+        """Map misspelled query words onto the corpus vocabulary ("psaos" -> "psoa")."""
+        out = []
+        for t in tokens:
+            if t in self._vocab_set:
+                out.append(t)
+                continue
+            if t not in self._fix_cache:
+                close = difflib.get_close_matches(t, self.vocab, n=1, cutoff=0.8) if len(t) >= 4 else []
+                self._fix_cache[t] = close[0] if close else None
+            fixed = self._fix_cache[t]
+            if fixed:
+                out.append(fixed)
+        return out
+
+    def search(self, query: str, k: int) -> list[tuple[str, float]]:
+        """Top-k (id, BM25 score) for a query; empty when no query word is in the corpus."""
+        tokens = self.correct(tokenize(query))
+        if not tokens or not self.ids:
+            return []
+        with self._lock:  # bm25s keeps per-call state; one query at a time
+            scores = self._bm25.get_scores(tokens)
+        k = min(k, len(self.ids))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top])]
+        return [(self.ids[i], float(scores[i])) for i in top if scores[i] > 0]
+
+    def informative_hits(self, query: str, passage: Passage) -> int:
+        """How many of the query's rarer words (in under half the passages) the passage contains."""
+        tokens = set(self.correct(tokenize(query)))
+        if not tokens:
+            return 0
+        ptoks = set(tokenize(f"{passage.title} {passage.section} {passage.text}"))
+        limit = max(1, len(self.ids) // 2)
+        return sum(1 for t in tokens if t in ptoks and self._df.get(t, 0) <= limit)
+
+
+class Retriever:
+    """Hybrid search over the current generation."""
+
+    def __init__(self, reader: IndexReader, grounded_threshold: float) -> None:
+        self.reader = reader
+        self.lexical = LexicalIndex(reader.passages)
+        self.threshold = grounded_threshold
+
+    def search(self, query: str, vector: np.ndarray | None, k: int = 5, mode: str = "hybrid") -> Retrieval:
+        """Fuse dense and BM25 rankings; `mode` is hybrid, dense or bm25 (for the evaluation)."""
+        started = time.perf_counter()
+        dense = self.reader.dense(vector, CANDIDATES) if mode != "bm25" and vector is not None else []
+        lexical = self.lexical.search(query, CANDIDATES) if mode != "dense" else []
+        fused: dict[str, float] = {}
+        for ranking in (dense, lexical):
+            for rank, (pid, _) in enumerate(ranking):
+                fused[pid] = fused.get(pid, 0.0) + 1.0 / (RRF_K + rank + 1)
+        dense_by = dict(dense)
+        bm25_by = dict(lexical)
+        order = sorted(fused, key=lambda i: (-fused[i], -dense_by.get(i, 0.0)))[:k]
+        best = 2.0 / (RRF_K + 1)
+        passages = [replace(self.reader.by_id[i], score=round(fused[i] / best, 4),
+                            dense_score=round(dense_by.get(i, 0.0), 4), bm25_score=round(bm25_by.get(i, 0.0), 4))
+                    for i in order]
+        dense_top = max(dense_by.values(), default=0.0)
+        hits = self.lexical.informative_hits(query, passages[0]) if passages else 0
+        confidence = self.confidence(dense_top, hits) if mode != "bm25" else min(1.0, 0.25 * hits)
+        return Retrieval(passages, confidence >= self.threshold, confidence, dense_top, hits,
+                         (time.perf_counter() - started) * 1000)
+
+    @staticmethod
+    def confidence(dense_top: float, informative_hits: int) -> float:
+        """Calibrated grounding score: the best cosine, nudged up when rare query words match too."""
+        return dense_top + 0.05 * min(informative_hits, 2)
+
+
+class LiveRetriever:
+    """The retriever of the published generation; notices a new one and swaps only once it is open."""
+
+    def __init__(self, store: object, grounded_threshold: float) -> None:
+        from bot.index import IndexStore
+
+        assert isinstance(store, IndexStore)
+        self.store = store
+        self.threshold = grounded_threshold
+        self._retriever: Retriever | None = None
+        self._stamp: float | None = None
+        self._lock = threading.Lock()
+
+    def current(self) -> Retriever | None:
+        """The retriever to use now (None before the first ingest); reloads when the pointer moved."""
+        stamp = self.store.pointer_stamp()
+        if stamp != self._stamp:
+            self.reload(stamp)
+        return self._retriever
+
+    def reload(self, stamp: float | None = None) -> None:
+        """Open the published generation; the old retriever keeps serving until the new one is ready."""
+        with self._lock:
+            stamp = self.store.pointer_stamp() if stamp is None else stamp
+            if stamp == self._stamp and self._retriever is not None:
+                return
+            generation = self.store.current()
+            if generation is None:
+                self._stamp = stamp
+                return
+            if self._retriever is None or self._retriever.reader.generation != generation:
+                self._retriever = Retriever(self.store.open_reader(generation), self.threshold)
+            self._stamp = stamp
