@@ -41,6 +41,8 @@ class SkippedFile(Exception):
 
 
 def _read_text(path: Path) -> str:
+    if not path.is_file():  # a FIFO or device would block or never end
+        raise SkippedFile("unreadable (not a regular file)")
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -133,7 +135,7 @@ def iter_files(path: Path) -> list[Path]:
     """The ingestible files under a folder (or the file itself), sorted for stable output."""
     if path.is_file():
         return [path]
-    return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES
+    return sorted(p for p in path.rglob("*") if not p.is_dir() and p.suffix.lower() in SUFFIXES
                   and not any(part.startswith(".") for part in p.relative_to(path).parts))
 
 

@@ -1,0 +1,160 @@
+"""Shared fixtures: the real embedding model (loaded once), a tmp DATA_DIR, the app in-process, a live server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+KNOWLEDGE = ROOT / "knowledge"
+SHARED = ROOT.parent / "shared"
+STAFF_TOKEN = "test-staff-token-0123456789"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def embedder():  # type: ignore[no-untyped-def]
+    """The real all-MiniLM-L6-v2, loaded once for the whole run."""
+    from bot.config import Settings
+    from bot.embeddings import make_embedder
+
+    return make_embedder(Settings())
+
+
+def make_settings(data_dir: Path, **overrides: object):  # type: ignore[no-untyped-def]
+    """Settings for a test: tmp DATA_DIR, the repo's knowledge, a staff token; env vars ignored."""
+    from bot.config import Settings
+
+    values: dict[str, object] = {"data_dir": data_dir, "knowledge_dir": KNOWLEDGE, "staff_token": STAFF_TOKEN,
+                                 "database_url": None, "chroma_host": None, "redis_url": None}
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def built_index(tmp_path_factory: pytest.TempPathFactory, embedder) -> Path:  # type: ignore[no-untyped-def]
+    """A DATA_DIR with knowledge/ ingested once; copy it for tests that change things."""
+    from bot.index import IndexStore
+    from bot.indexing import ingest
+
+    data = tmp_path_factory.mktemp("built")
+    ingest(KNOWLEDGE, IndexStore(make_settings(data)), embedder, progress=False)
+    return data
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, built_index: Path) -> Path:
+    """A private copy of the built index for one test."""
+    target = tmp_path / "data"
+    shutil.copytree(built_index, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def session_app(tmp_path_factory: pytest.TempPathFactory, built_index: Path, embedder):  # type: ignore[no-untyped-def]
+    """One app for read-mostly tests (its own DATA_DIR copy), ready before the first request."""
+    from bot.api import create_app
+
+    data = tmp_path_factory.mktemp("app") / "data"
+    shutil.copytree(built_index, data)
+    return create_app(make_settings(data), embedder=embedder, load_in_background=False)
+
+
+@pytest.fixture(scope="session")
+def client(session_app) -> Iterator[httpx.Client]:  # type: ignore[no-untyped-def]
+    """TestClient over the session app."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(session_app) as c:
+        yield c
+
+
+@pytest.fixture
+def make_client(embedder):  # type: ignore[no-untyped-def]
+    """Build a TestClient over a fresh app with settings overrides."""
+    from fastapi.testclient import TestClient
+
+    from bot.api import create_app
+
+    opened: list[TestClient] = []
+
+    def factory(data: Path, **overrides: object) -> TestClient:
+        app = create_app(make_settings(data, **overrides), embedder=embedder, load_in_background=False)
+        c = TestClient(app)
+        c.__enter__()
+        opened.append(c)
+        return c
+
+    yield factory
+    for c in opened:
+        c.__exit__(None, None, None)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveServer:
+    """`python -m bot serve` in a subprocess on loopback."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, workers: int = 1) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.data_dir = data_dir
+        full_env = {**os.environ, "DATA_DIR": str(data_dir), "KNOWLEDGE_DIR": str(KNOWLEDGE),
+                    "STAFF_TOKEN": STAFF_TOKEN, "ALLOWED_ORIGINS": self.url, **(env or {})}
+        self.log = data_dir.parent / f"server-{self.port}.log"
+        self._fh = self.log.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+             "--workers", str(workers)], cwd=ROOT, env=full_env, stdout=self._fh, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        """Block until /health answers 200."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
+            try:
+                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise TimeoutError(f"server not ready: {self.log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        """Terminate and wait."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self._fh.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory, built_index: Path) -> Iterator[LiveServer]:
+    """A real server on loopback (shared by the browser tests)."""
+    data = tmp_path_factory.mktemp("live") / "data"
+    shutil.copytree(built_index, data)
+    server = LiveServer(data)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
