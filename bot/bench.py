@@ -1,0 +1,303 @@
+"""`python -m bot bench`: the figures the README quotes, measured on this machine, printed in one run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bot.config import Settings, get_settings
+
+STEMS = ["what is", "tell me about", "how does", "explain", "can you describe", "what do your articles say about",
+         "i read about", "question about", "help me understand", "what should i know about"]
+TOPICS = ["the psoas", "psoas length", "where the psoas attaches", "the iliopsoas", "the iliacus muscle",
+          "pelvic instability", "a shortened psoas", "back pain and the psoas", "hip pain after hiking",
+          "myofascial release", "the john barnes approach", "gentle sustained pressure", "the fear reflex",
+          "leg length discrepancies", "tmj and jaw pain", "headaches and pelvic instability", "hip flexors",
+          "pelvic tilts and torques", "releasing the psoas", "groin pain and the psoas"]
+
+
+def distinct_questions(n: int, seed: int = 7) -> list[str]:
+    """n different patient-style questions (a cache cannot help)."""
+    rng = random.Random(seed)
+    out: set[str] = set()
+    tails = ["", "?", " please", " for my back", " for my hip", " in simple words", " briefly"]
+    while len(out) < n:
+        # A number makes every question distinct, so no cache can serve a repeat.
+        out.add(f"{rng.choice(STEMS)} {rng.choice(TOPICS)}{rng.choice(tails)} ({len(out)})")
+    return sorted(out, key=lambda _: rng.random())
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100) of values."""
+    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process and its finished children, in MB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, kids) / 1024
+
+
+def synthetic_corpus(folder: Path, passages: int, seed: int = 1) -> None:
+    """Markdown files holding `passages` distinct passages of plausible clinic-article prose."""
+    rng = random.Random(seed)
+    words = ("muscle fascia pelvis spine hip back gentle pressure release posture breathing tension walking "
+             "standing stretch therapist session body balance movement stiffness comfort alignment tissue "
+             "lumbar thigh knee ankle shoulder jaw headache rest recovery hydration sleep stress").split()
+    folder.mkdir(parents=True, exist_ok=True)
+    per_file = 50
+    for f in range(0, passages, per_file):
+        sections = []
+        for n in range(f, min(f + per_file, passages)):
+            sentences = [" ".join(rng.choice(words) for _ in range(rng.randint(8, 16))).capitalize() + "."
+                         for _ in range(3)]
+            sections.append(f"## Note {n}\n\n" + " ".join(sentences) + f" Reference {n}.")
+        (folder / f"synthetic-{f // per_file:05d}.md").write_text(
+            f"---\ntitle: Synthetic {f // per_file}\n---\n\n" + "\n\n".join(sections) + "\n")
+
+
+def bench_core(settings: Settings, quick: bool) -> dict[str, Any]:
+    """Floor, retrieval latency, ingest timings and re-ingest of an unchanged corpus."""
+    from bot.embeddings import make_embedder
+    from bot.index import IndexStore
+    from bot.indexing import ingest
+    from bot.retrieval import Retriever
+
+    out: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    embedder = make_embedder(settings)
+    embedder.embed(["warm up"])
+    out["model_load_s"] = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as tmp:
+        s = settings.model_copy(update={"data_dir": Path(tmp) / "data", "chroma_host": None})
+        store = IndexStore(s)
+        report = ingest(settings.knowledge_dir, store, embedder, progress=False)
+        out["ingest_knowledge_s"] = report.seconds
+        out["knowledge_passages"] = report.passages
+        again = ingest(settings.knowledge_dir, store, embedder, progress=False)
+        out["reingest_knowledge_s"], out["reingest_knowledge_embedded"] = again.seconds, again.embedded
+        reader = store.open_reader(store.current() or "")
+        retriever = Retriever(reader, settings.grounded_threshold)
+        col = reader._store._collection
+        questions = distinct_questions(100 if quick else 400)
+        floor, full = [], []
+        for q in questions:
+            t = time.perf_counter()
+            vec = embedder.embed([q])[0]
+            col.query(query_embeddings=[vec], n_results=5, include=["distances"])
+            floor.append((time.perf_counter() - t) * 1000)
+        for q in questions:
+            t = time.perf_counter()
+            retriever.search(q, embedder.embed([q])[0], k=5)
+            full.append((time.perf_counter() - t) * 1000)
+        out["floor_p50_ms"], out["floor_p95_ms"] = pct(floor, 50), pct(floor, 95)
+        out["retrieval_p50_ms"], out["retrieval_p95_ms"] = pct(full, 50), pct(full, 95)
+        synth = Path(tmp) / "synthetic"
+        synthetic_corpus(synth, 1000)
+        s2 = settings.model_copy(update={"data_dir": Path(tmp) / "data-synth", "chroma_host": None})
+        store2 = IndexStore(s2)
+        r1 = ingest(synth, store2, embedder, progress=False)
+        r2 = ingest(synth, store2, embedder, progress=False)
+        out["ingest_1k_s"], out["ingest_1k_passages"] = r1.seconds, r1.passages
+        out["reingest_1k_s"], out["reingest_1k_embedded"] = r2.seconds, r2.embedded
+    return out
+
+
+class Server:
+    """`python -m bot serve` on a free port, timed from spawn to a 200 on /health."""
+
+    def __init__(self, data_dir: Path, workers: int = 1, env: dict[str, str] | None = None) -> None:
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.started = time.perf_counter()
+        self.log = tempfile.NamedTemporaryFile(prefix="bench-server-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "serve", "--port", str(self.port), "--workers", str(workers)],
+            env={**os.environ, "DATA_DIR": str(data_dir), **(env or {})}, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait(self, timeout: float = 180) -> float:
+        """Seconds from spawn to ready."""
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(Path(self.log.name).read_text()[-3000:])
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return time.perf_counter() - self.started
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError("server not ready")
+
+    def rss_mb(self) -> float:
+        """Resident memory of the server and its workers, in MB."""
+        total = 0
+        pids = [self.proc.pid]
+        try:
+            kids = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout.split()
+            pids += [int(k) for k in kids]
+        except OSError:
+            pass
+        for pid in pids:
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        total += int(line.split()[1])
+            except OSError:
+                continue
+        return total / 1024
+
+    def stop(self) -> None:
+        """Stop it."""
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+async def load(url: str, questions: list[str], concurrency: int) -> dict[str, Any]:
+    """POST /chat for every question with `concurrency` in flight; latencies and errors."""
+    import aiohttp
+
+    latencies: list[float] = []
+    errors = 0
+    kinds: dict[str, int] = {}
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for q in questions:
+        queue.put_nowait(q)
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal errors
+        while not queue.empty():
+            q = queue.get_nowait()
+            t = time.perf_counter()
+            try:
+                async with session.post(url + "/chat", json={"message": q}) as resp:
+                    body = await resp.read()
+                    if resp.status != 200:
+                        errors += 1
+                        continue
+                    kind = json.loads(body)["kind"]
+                    kinds[kind] = kinds.get(kind, 0) + 1
+            except Exception:
+                errors += 1
+                continue
+            latencies.append((time.perf_counter() - t) * 1000)
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return {"requests": len(questions), "errors": errors, "p50_ms": pct(latencies, 50), "p95_ms": pct(latencies, 95),
+            "rps": len(questions) / elapsed, "kinds": kinds}
+
+
+def bench_chat(settings: Settings, quick: bool, workers: int = 1, n32: int | None = None) -> dict[str, Any]:
+    """Cold start, then /chat over HTTP at concurrency 1 and 32 with distinct questions."""
+    from bot.embeddings import make_embedder
+    from bot.index import IndexStore
+    from bot.indexing import ingest
+
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        ingest(settings.knowledge_dir, IndexStore(settings.model_copy(update={"data_dir": data, "chroma_host": None})),
+               make_embedder(settings), progress=False)
+        server = Server(data, workers=workers)
+        try:
+            out["cold_start_s"] = server.wait()
+            questions = distinct_questions(3000 if not quick else 600, seed=11)
+            warm = asyncio.run(load(server.url, questions[:30], 4))
+            out["warmup_errors"] = warm["errors"]
+            c1 = asyncio.run(load(server.url, questions[30:330] if not quick else questions[30:130], 1))
+            n = n32 or (2000 if not quick else 400)
+            c32 = asyncio.run(load(server.url, questions[330:330 + n] if not quick else questions[130:130 + n], 32))
+            out["c1"], out["c32"] = c1, c32
+            out["server_rss_mb"] = server.rss_mb()
+        finally:
+            server.stop()
+    return out
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the benchmark parts and print a table."""
+    settings = get_settings()
+    parts = set((args.only or "core,chat").split(","))
+    results: dict[str, Any] = {"embedding_model": settings.embedding_model, "cpus": os.cpu_count()}
+    if "core" in parts:
+        results["core"] = bench_core(settings, args.quick)
+    if "chat" in parts:
+        results["chat"] = bench_chat(settings, args.quick)
+    if "load" in parts:
+        results["load"] = bench_chat(settings, args.quick, workers=2, n32=5000 if not args.quick else 500)
+    if "scale" in parts:
+        from bot.bench_scale import bench_scale
+
+        results["scale"] = bench_scale(settings, args.quick)
+    results["peak_rss_mb_bench_process"] = peak_rss_mb()
+    print_report(results)
+    out = Path(settings.data_dir) / "bench.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=float))
+    print(f"\n(raw figures in {out})")
+    return 0
+
+
+def print_report(r: dict[str, Any]) -> None:
+    """Human-readable table of whatever was measured."""
+    print(f"embedding model: {r['embedding_model']}   cpus: {r['cpus']}")
+    core = r.get("core")
+    if core:
+        print("\n== core ==")
+        print(f"floor (1 query embedding + 1 Chroma query)   p50 {core['floor_p50_ms']:.2f} ms  "
+              f"p95 {core['floor_p95_ms']:.2f} ms")
+        print(f"retrieval (embed + hybrid dense+BM25)         p50 {core['retrieval_p50_ms']:.2f} ms  "
+              f"p95 {core['retrieval_p95_ms']:.2f} ms")
+        print(f"ingest knowledge/ ({core['knowledge_passages']} passages)          {core['ingest_knowledge_s']:.2f} s; "
+              f"unchanged re-ingest {core['reingest_knowledge_s']:.3f} s, embedded {core['reingest_knowledge_embedded']}")
+        print(f"ingest synthetic {core['ingest_1k_passages']} passages            {core['ingest_1k_s']:.2f} s; "
+              f"unchanged re-ingest {core['reingest_1k_s']:.3f} s, embedded {core['reingest_1k_embedded']}")
+        print(f"model load                                    {core['model_load_s']:.2f} s")
+    for name in ("chat", "load"):
+        chat = r.get(name)
+        if not chat:
+            continue
+        label = "/chat over HTTP, 1 worker" if name == "chat" else "/chat load, --workers 2"
+        print(f"\n== {label} ==")
+        print(f"cold start to ready (spawn -> /health 200)    {chat['cold_start_s']:.2f} s")
+        for c in ("c1", "c32"):
+            d = chat[c]
+            print(f"concurrency {c[1:]:>2}: {d['requests']} requests, {d['errors']} errors, p50 {d['p50_ms']:.2f} ms, "
+                  f"p95 {d['p95_ms']:.2f} ms, {d['rps']:.1f} req/s  kinds {d['kinds']}")
+        if core and name == "chat":
+            print(f"/chat p50 / floor p50 = {chat['c1']['p50_ms'] / core['floor_p50_ms']:.2f}x")
+        print(f"server peak RSS                               {chat['server_rss_mb']:.0f} MB")
+    if r.get("scale"):
+        from bot.bench_scale import print_scale
+
+        print_scale(r["scale"])
+    print(f"\npeak RSS of the bench process                 {r['peak_rss_mb_bench_process']:.0f} MB")
