@@ -167,7 +167,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(status_code=status.HTTP_422_UNPROCESSABLE_ENTITY,
+        return JSONResponse(status_code=422,
                             content={"detail": _explain(exc.errors())})
 
     app.add_middleware(CORSMiddleware, allow_origins=settings.allowed_origins, allow_credentials=False,

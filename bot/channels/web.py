@@ -97,7 +97,7 @@ CHAT_EXAMPLES = {
 
 def _incoming(body: ChatRequest, settings: SettingsDep) -> IncomingMessage:
     if len(body.message) > settings.max_message_chars:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
+        raise HTTPException(422,
                             detail=f"message is {len(body.message)} characters; the limit is "
                                    f"{settings.max_message_chars}. Please shorten it.")
     return IncomingMessage(text=body.message, session_id=body.session_id, channel="web")
