@@ -6,6 +6,7 @@ import asyncio
 import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
@@ -115,6 +116,9 @@ class BatchingEmbedder:
         self.max_batch = max_batch
         self._pending: list[tuple[str, asyncio.Future[np.ndarray]]] = []
         self._running = False
+        # One long-lived thread: torch keeps per-thread state, and hopping between pool threads cost
+        # 2.4 ms per query here (11.4 ms through asyncio.to_thread vs 9.0 ms called directly).
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
 
     async def embed_one(self, text: str) -> np.ndarray:
         """Embed one query, sharing a model call with whatever else is waiting."""
@@ -132,7 +136,8 @@ class BatchingEmbedder:
             while self._pending:
                 batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
                 try:
-                    vecs = await asyncio.to_thread(self.embedder.embed, [t for t, _ in batch])
+                    vecs = await asyncio.get_running_loop().run_in_executor(
+                        self._thread, self.embedder.embed, [t for t, _ in batch])
                 except Exception as exc:  # every waiter hears about the failure
                     for _, fut in batch:
                         if not fut.done():

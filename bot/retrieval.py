@@ -104,11 +104,19 @@ class Retriever:
         self.lexical = LexicalIndex(reader.passages)
         self.threshold = grounded_threshold
 
-    def search(self, query: str, vector: np.ndarray | None, k: int = 5, mode: str = "hybrid") -> Retrieval:
+    def lexical_candidates(self, query: str) -> list[tuple[str, float]]:
+        """The BM25 half of a search, which needs no vector (the pipeline runs it while embedding)."""
+        return self.lexical.search(query, CANDIDATES)
+
+    def search(self, query: str, vector: np.ndarray | None, k: int = 5, mode: str = "hybrid",
+               lexical: list[tuple[str, float]] | None = None) -> Retrieval:
         """Fuse dense and BM25 rankings; `mode` is hybrid, dense or bm25 (for the evaluation)."""
         started = time.perf_counter()
         dense = self.reader.dense(vector, CANDIDATES) if mode != "bm25" and vector is not None else []
-        lexical = self.lexical.search(query, CANDIDATES) if mode != "dense" else []
+        if mode == "dense":
+            lexical = []
+        elif lexical is None:
+            lexical = self.lexical.search(query, CANDIDATES)
         fused: dict[str, float] = {}
         for ranking in (dense, lexical):
             for rank, (pid, _) in enumerate(ranking):

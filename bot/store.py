@@ -133,9 +133,10 @@ class Store:
             conn.execute(insert(sessions).values(id=new_id, channel=channel, created_at=stamp, last_seen=stamp))
             return Session(id=new_id, is_new=True)
 
-    def record_exchange(self, session_id: str, channel: str, user_text: str, reply_kind: str, reply_text: str) -> str:
-        """Store a patient message and the reply (both redacted); returns the reply's id for feedback."""
-        reply_id = secrets.token_urlsafe(16)
+    def record_exchange(self, session_id: str, channel: str, user_text: str, reply_kind: str, reply_text: str,
+                        *, reply_id: str | None = None, unanswered_question: str | None = None) -> str:
+        """Store a patient message, the reply (both redacted) and any unanswered question in one transaction."""
+        reply_id = reply_id or secrets.token_urlsafe(16)
         stamp = now()
         with self._tx() as conn:
             found = conn.execute(update(sessions).where(sessions.c.id == session_id).values(last_seen=stamp))
@@ -149,6 +150,9 @@ class Store:
                  "reply_id": reply_id, "created_at": stamp},
             ])
             self._bump(conn, stamp.strftime("%Y-%m-%d"), reply_kind)
+            if unanswered_question is not None:
+                conn.execute(insert(unanswered).values(question=unanswered_question, session_id=session_id,
+                                                       channel=channel, created_at=stamp))
         return reply_id
 
     @staticmethod

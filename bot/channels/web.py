@@ -6,9 +6,10 @@ import asyncio
 import json
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, HTTPException, Request, status
+from fastapi import APIRouter, Body, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field, StrictStr, field_validator
 from sse_starlette.sse import EventSourceResponse
+from starlette.background import BackgroundTask
 
 from bot.deps import RuntimeDep, SettingsDep, StaffDep
 from bot.types import IncomingMessage, Reply
@@ -105,11 +106,13 @@ def _incoming(body: ChatRequest, settings: SettingsDep) -> IncomingMessage:
 
 @router.post("/chat", response_model=Reply, tags=["chat"])
 async def chat(body: Annotated[ChatRequest, Body(openapi_examples=CHAT_EXAMPLES)], runtime: RuntimeDep,
-               settings: SettingsDep, request: Request) -> Reply:
+               settings: SettingsDep, request: Request) -> Response:
     """Answer a patient's message from the clinic's articles (or triage, hand off, book)."""
-    reply = await runtime.chatbot.respond(_incoming(body, settings))
+    reply, remember = await runtime.chatbot.respond_then_remember(_incoming(body, settings))
     request.state.reply = reply
-    return reply
+    # The Reply is already validated; serialising it once skips FastAPI's second validation pass.
+    # The exchange is stored right after the response is sent, still within this request.
+    return Response(reply.model_dump_json(), media_type="application/json", background=BackgroundTask(remember))
 
 
 @router.post("/chat/stream", tags=["chat"], response_class=EventSourceResponse,
