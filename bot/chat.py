@@ -67,7 +67,7 @@ class Chatbot:
         still finishes before the request ends (a graceful restart waits for it): 1.3 ms off every reply.
         """
         text = normalise(message.text)
-        vec_task = asyncio.ensure_future(self.embedder.embed_one(text)) if text else None
+        vec_task = self.embedder.submit(text) if text else None
         session = await self._open_session(message)
         reply = await self.reply(message, session, first_vector=vec_task)
         reply.session_id = session.id
@@ -170,7 +170,7 @@ class Chatbot:
         retriever = self.retriever.current()  # a stat() of the pointer; reloads happen rarely
         if retriever is None:
             raise IndexUnavailable("no index has been built yet")
-        pending = first_vector if first_vector is not None else asyncio.ensure_future(self.embedder.embed_one(question))
+        pending = first_vector if first_vector is not None else self.embedder.submit(question)
         lexical = retriever.lexical_candidates(question)  # runs while the model embeds the question
         vec = await pending
         found = retriever.search(question, vec, lexical=lexical)

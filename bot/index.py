@@ -30,6 +30,9 @@ from bot.types import Passage
 log = logging.getLogger(__name__)
 
 _COSINE = {"hnsw": {"space": "cosine"}}
+# Embedded generations up to this size are searched exactly in memory (about 30 MB of vectors at the limit);
+# larger ones, and every generation on a Chroma server (shared, and able to go away), are queried in Chroma.
+IN_MEMORY_MAX = 20_000
 
 
 class IndexUnavailable(Exception):
@@ -58,6 +61,15 @@ class IndexReader:
 
     def __post_init__(self) -> None:
         self.by_id = {p.id: p for p in self.passages}
+        self._ids: list[str] = []
+        self._matrix: np.ndarray | None = None
+
+    def hold_in_memory(self) -> None:
+        """Keep this generation's passage vectors in memory for exact search (a published generation never
+        changes, so the copy cannot go stale); used in embedded mode for corpora up to IN_MEMORY_MAX."""
+        got = self._store._collection.get(include=["embeddings"])
+        self._ids = list(got["ids"])
+        self._matrix = np.asarray(got["embeddings"], dtype=np.float32).reshape(len(self._ids), -1)
 
     @property
     def count(self) -> int:
@@ -68,6 +80,12 @@ class IndexReader:
         """The k nearest passages as (id, cosine similarity), best first."""
         if not self.passages:
             return []
+        if self._matrix is not None:
+            # Exact cosine over normalised vectors: 0.02 ms for this clinic's articles vs 0.6 ms per Chroma query.
+            sims = self._matrix @ vector
+            k = min(k, len(self._ids))
+            top = np.argpartition(-sims, k - 1)[:k]
+            return [(self._ids[i], float(sims[i])) for i in top[np.argsort(-sims[top])]]
         # The raw collection query, not LangChain's similarity_search_by_vector: that one also fetches
         # documents and metadata we already hold in memory, 0.5 ms per query measured here.
         try:
@@ -229,8 +247,11 @@ class IndexStore:
                             source=str(m.get("source", "")), url=str(m.get("url", "")))
                     for i, d, m in rows]
         meta = col.metadata or {}
-        return IndexReader(generation, str(meta.get("model", "")), str(meta.get("built_at", "")),
-                           passages, store, sentences)
+        reader = IndexReader(generation, str(meta.get("model", "")), str(meta.get("built_at", "")),
+                             passages, store, sentences)
+        if not self.server and len(passages) <= IN_MEMORY_MAX:
+            reader.hold_in_memory()
+        return reader
 
     def existing_vectors(self, reader: IndexReader | None, ids: Iterable[str]) -> dict[str, np.ndarray]:
         """Vectors already in a generation, so unchanged passages are copied instead of re-embedded."""

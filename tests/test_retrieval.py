@@ -98,3 +98,16 @@ def test_modes_return_ranked_passages(retriever: Retriever, embedder, mode: str)
     assert 1 <= len(found.passages) <= 3
     scores = [p.score for p in found.passages]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_in_memory_exact_search_matches_chroma(built_index: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    store = IndexStore(make_settings(built_index))
+    held = store.open_reader(store.current() or "")
+    assert held._matrix is not None  # embedded and small: exact search in memory
+    chroma = store.open_reader(store.current() or "")
+    chroma._matrix = None  # force the Chroma query path
+    for q in ["how long is the psoas", "what is myofascial release", "book an appointment"]:
+        v = embedder.embed([q])[0]
+        a, b = held.dense(v, 5), chroma.dense(v, 5)
+        assert [i for i, _ in a] == [i for i, _ in b]
+        assert all(abs(x - y) < 1e-4 for (_, x), (_, y) in zip(a, b, strict=True))
