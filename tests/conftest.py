@@ -36,7 +36,9 @@ def make_settings(data_dir: Path, **overrides: object):  # type: ignore[no-untyp
     from bot.config import Settings
 
     values: dict[str, object] = {"data_dir": data_dir, "knowledge_dir": KNOWLEDGE, "staff_token": STAFF_TOKEN,
-                                 "database_url": None, "chroma_host": None, "redis_url": None}
+                                 "database_url": None, "chroma_host": None, "redis_url": None,
+                                 # Tests talk from one address; limits get their own tests.
+                                 "rate_limit_chat": "100000/minute", "rate_limit_search": "100000/minute"}
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
@@ -115,6 +117,7 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = data_dir
         full_env = {**os.environ, "DATA_DIR": str(data_dir), "KNOWLEDGE_DIR": str(KNOWLEDGE),
+                    "RATE_LIMIT_CHAT": "100000/minute", "RATE_LIMIT_SEARCH": "100000/minute",
                     "STAFF_TOKEN": STAFF_TOKEN, "ALLOWED_ORIGINS": self.url, **(env or {})}
         self.log = data_dir.parent / f"server-{self.port}.log"
         self._fh = self.log.open("wb")

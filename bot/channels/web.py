@@ -12,6 +12,7 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.background import BackgroundTask
 
 from bot.deps import RuntimeDep, SettingsDep, StaffDep
+from bot.ratelimit import ChatLimit, FeedbackLimit, SearchLimit
 from bot.types import IncomingMessage, Reply
 
 router = APIRouter()
@@ -106,7 +107,7 @@ def _incoming(body: ChatRequest, settings: SettingsDep) -> IncomingMessage:
 
 @router.post("/chat", response_model=Reply, tags=["chat"])
 async def chat(body: Annotated[ChatRequest, Body(openapi_examples=CHAT_EXAMPLES)], runtime: RuntimeDep,
-               settings: SettingsDep, request: Request) -> Response:
+               settings: SettingsDep, request: Request, _limit: ChatLimit) -> Response:
     """Answer a patient's message from the clinic's articles (or triage, hand off, book)."""
     reply, remember = await runtime.chatbot.respond_then_remember(_incoming(body, settings))
     request.state.reply = reply
@@ -119,7 +120,7 @@ async def chat(body: Annotated[ChatRequest, Body(openapi_examples=CHAT_EXAMPLES)
              responses={200: {"description": "Server-sent events: `sentence` events ({\"text\"}), then one "
                                              "`reply` event holding the whole Reply."}})
 async def chat_stream(body: Annotated[ChatRequest, Body(openapi_examples=CHAT_EXAMPLES)], runtime: RuntimeDep,
-                      settings: SettingsDep, request: Request) -> EventSourceResponse:
+                      settings: SettingsDep, request: Request, _limit: ChatLimit) -> EventSourceResponse:
     """The same reply as /chat, streamed sentence by sentence as server-sent events."""
     message = _incoming(body, settings)
 
@@ -135,7 +136,7 @@ async def chat_stream(body: Annotated[ChatRequest, Body(openapi_examples=CHAT_EX
 
 
 @router.post("/feedback", tags=["chat"], status_code=status.HTTP_201_CREATED)
-async def feedback(body: FeedbackRequest, runtime: RuntimeDep) -> dict[str, str]:
+async def feedback(body: FeedbackRequest, runtime: RuntimeDep, _limit: FeedbackLimit) -> dict[str, str]:
     """Record a thumbs up or down (and an optional comment) on a reply."""
     from bot import safety
 
@@ -152,7 +153,7 @@ async def feedback(body: FeedbackRequest, runtime: RuntimeDep) -> dict[str, str]
 
 
 @router.post("/search", response_model=SearchResponse, tags=["staff"])
-async def search(body: SearchRequest, runtime: RuntimeDep, _staff: StaffDep) -> SearchResponse:
+async def search(body: SearchRequest, runtime: RuntimeDep, _staff: StaffDep, _limit: SearchLimit) -> SearchResponse:
     """Staff look-up: the passages the bot would answer from, best first, with scores."""
     found = await runtime.search(body.query, body.k)
     return SearchResponse(
