@@ -20,7 +20,7 @@ from bot import metrics
 from bot.chat import Chatbot
 from bot.config import ClinicProfile, Settings, get_settings, load_clinic
 from bot.embeddings import BatchingEmbedder, Embedder, make_embedder
-from bot.index import IndexStore, manifest
+from bot.index import IndexStore, IndexUnavailable, manifest
 from bot.indexing import IngestReport, ingest
 from bot.middleware import RequestMiddleware
 from bot.retrieval import LiveRetriever, Retrieval
@@ -52,12 +52,15 @@ class Runtime:
         try:
             self.embedder = embedder or make_embedder(self.settings)
             self.batcher = BatchingEmbedder(self.embedder)
-            if self.index_store.current() is None and self.settings.knowledge_dir.exists():
-                self.reindex()
+            try:
+                if self.index_store.current() is None and self.settings.knowledge_dir.exists():
+                    self.reindex()
+                self.retriever.reload()
+            except IndexUnavailable as exc:  # answer what needs no index (triage, booking) and say degraded
+                log.warning("index unavailable at start: %s", type(exc).__name__)
             self.store = _open_store(self.settings)
             self.llm = _make_llm(self.settings, self.embedder)
             self.chatbot = Chatbot(self.settings, self.clinic, self.batcher, self.retriever, self.store, self.llm)
-            self.retriever.reload()
             self.embedder.embed(["warm up"])  # the first call pays for lazy initialisation, not a patient
             self.ready_seconds = time.perf_counter() - self.started
             self.ready.set()
@@ -90,6 +93,10 @@ class Runtime:
         """Status code and body for /health."""
         if not self.ready.is_set():
             return 503, {"status": "starting" if self.error is None else "failed", "detail": self.error}
+        try:
+            self.retriever.current()
+        except IndexUnavailable:
+            pass
         retriever = self.retriever._retriever
         index = manifest(retriever.reader if retriever else None)
         metrics.INDEX_PASSAGES.set(index.get("passages", 0))
@@ -100,6 +107,19 @@ class Runtime:
                 "answer_mode": self.settings.answer_mode, "embedding_model": self.embedder.name if self.embedder else None,
                 "ready_seconds": round(self.ready_seconds or 0, 2)}
         return (200 if ok else 503), body
+
+
+async def _purge_forever(runtime: Runtime, every_s: float = 3600) -> None:
+    """Delete stored text past RETENTION_DAYS at start and then hourly (any worker may do it; it is idempotent)."""
+    while True:
+        await asyncio.to_thread(runtime.ready.wait, 600)
+        if runtime.store is not None:
+            try:
+                removed = await asyncio.to_thread(runtime.store.purge, runtime.settings.retention_days)
+                log.info("retention purge", extra={"event": removed})
+            except Exception as exc:
+                log.warning("retention purge failed: %s", type(exc).__name__)
+        await asyncio.sleep(every_s)
 
 
 def _open_store(settings: Settings) -> Any:
@@ -134,7 +154,9 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         loader = asyncio.ensure_future(asyncio.to_thread(runtime.load, embedder))
         if not load_in_background:
             await loader
+        purger = asyncio.ensure_future(_purge_forever(runtime))
         yield
+        purger.cancel()
         if runtime.store is not None:
             runtime.store.close()
 

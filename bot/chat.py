@@ -135,10 +135,7 @@ class Chatbot:
             found, qvec, used = await self._retrieve(question, session,
                                                      first_vector if question == text else None)
         except IndexUnavailable:
-            metrics.INDEX_FAILURES.inc()
-            trace.reason = "index_unavailable"
-            return self._handoff(f"Sorry, our assistant can't look that up right now. Please call the clinic "
-                                 f"at {self.clinic.phone} and we'll be glad to help.")
+            return self._unavailable(trace)
         trace.top_score, trace.grounded, trace.retrieval_ms = found.confidence, found.grounded, found.ms
         metrics.RETRIEVAL.observe(found.ms / 1000)
         if slot is not None and not holds_slot(slot, found.passages[:3]):
@@ -149,7 +146,10 @@ class Chatbot:
             trace.reason = "not_grounded"
             return self._handoff("I'm sorry, I couldn't find that in our clinic's articles, so I can't answer "
                                  f"it here. {self._call_line()}", record=True, question=question)
-        composed = await self._compose(used, qvec, found, trace)
+        try:
+            composed = await self._compose(used, qvec, found, trace)
+        except IndexUnavailable:
+            return self._unavailable(trace)
         if not composed.text:
             trace.reason = "not_grounded"
             return self._handoff("I'm sorry, I couldn't find that in our clinic's articles, so I can't answer "
@@ -167,7 +167,7 @@ class Chatbot:
 
     async def _retrieve(self, question: str, session: Session, first_vector: asyncio.Future[np.ndarray] | None,
                         ) -> tuple[Retrieval, np.ndarray, str]:
-        retriever = self.retriever.current()  # a stat() of the pointer; reloads happen rarely
+        retriever = self.retriever.current()  # a stat() of the pointer embedded; a look every 2 s on a server
         if retriever is None:
             raise IndexUnavailable("no index has been built yet")
         pending = first_vector if first_vector is not None else self.embedder.submit(question)
@@ -198,6 +198,12 @@ class Chatbot:
         return await self.llm.answer(question, found, extractive, trace)
 
     # -- fixed framing ---------------------------------------------------------------------------
+    def _unavailable(self, trace: ReplyTrace) -> Reply:
+        metrics.INDEX_FAILURES.inc()
+        trace.reason = "index_unavailable"
+        return self._handoff(f"Sorry, our assistant can't look that up right now. Please call the clinic "
+                             f"at {self.clinic.phone} and we'll be glad to help.")
+
     def _call_line(self) -> str:
         line = f"Please call the clinic at {self.clinic.phone}"
         if self.clinic.booking_url:

@@ -154,7 +154,10 @@ class LiveRetriever:
         self._lock = threading.Lock()
 
     def current(self) -> Retriever | None:
-        """The retriever to use now (None before the first ingest); reloads when the pointer moved."""
+        """The retriever to use now (None before the first ingest); reloads when the pointer moved.
+
+        Raises IndexUnavailable when the store cannot be read (a Chroma server that is down).
+        """
         stamp = self.store.pointer_stamp()
         if stamp != self._stamp:
             self.reload(stamp)
