@@ -36,7 +36,14 @@ class JsonFormatter(logging.Formatter):
             if hasattr(record, key):
                 data[key] = getattr(record, key)
         if record.exc_info and record.exc_info[0] is not None:
+            # The type and where it happened, never the exception's text (it may quote a patient).
             data["error"] = record.exc_info[0].__name__
+            tb = record.exc_info[2]
+            frames = []
+            while tb is not None:
+                frames.append(f"{tb.tb_frame.f_code.co_filename.rsplit('/', 2)[-1]}:{tb.tb_lineno}")
+                tb = tb.tb_next
+            data["where"] = frames[-4:]
         return json.dumps(data, default=str)
 
 
