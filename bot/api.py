@@ -185,6 +185,14 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     @app.get("/metrics", tags=["ops"], response_class=Response)
     async def prometheus_metrics() -> Response:
         """Prometheus metrics: requests, latencies, replies per kind, handoffs, emergencies, index size."""
+        import os
+
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # several workers: add up every worker's numbers
+            from prometheus_client import CollectorRegistry, multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.exception_handler(RequestValidationError)

@@ -248,7 +248,7 @@ def bench_chat(settings: Settings, quick: bool, workers: int = 1, n32: int | Non
 def main(args: argparse.Namespace) -> int:
     """Run the benchmark parts and print a table."""
     settings = get_settings()
-    parts = set((args.only or "core,chat").split(","))
+    parts = set((args.only or "core,chat,load,scale").split(","))
     results: dict[str, Any] = {"embedding_model": settings.embedding_model, "cpus": os.cpu_count()}
     if "core" in parts:
         results["core"] = bench_core(settings, args.quick)

@@ -52,6 +52,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging()
     if IndexStore(settings).current() is None and settings.knowledge_dir.exists():
         cmd_ingest(argparse.Namespace(path=None, json=False))
+    if args.workers > 1:
+        # Each worker counts in its own process; prometheus-client sums them from files in this folder.
+        import os
+        import shutil
+
+        metrics_dir = settings.data_dir / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
     uvicorn.run("bot.api:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
                 access_log=False, log_config=None, timeout_keep_alive=30, limit_concurrency=args.limit_concurrency)
     return 0

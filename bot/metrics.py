@@ -12,7 +12,7 @@ UNANSWERED = Counter("bot_unanswered_total", "Questions handed off because the a
 EMERGENCIES = Counter("bot_emergencies_total", "Emergency triage replies", ["level"])
 RETRIEVAL = Histogram("bot_retrieval_seconds", "Retrieval latency (embedding excluded)",
                       buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1))
-INDEX_PASSAGES = Gauge("bot_index_passages", "Passages in the published index")
+INDEX_PASSAGES = Gauge("bot_index_passages", "Passages in the published index", multiprocess_mode="max")
 STORE_FAILURES = Counter("bot_store_failures_total", "Database operations that failed", ["op"])
 INDEX_FAILURES = Counter("bot_index_failures_total", "Retrievals that failed because the index was unreachable")
 LLM_FALLBACKS = Counter("bot_llm_fallbacks_total", "LLM answers replaced by the extractive one", ["reason"])

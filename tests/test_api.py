@@ -227,3 +227,13 @@ def test_security_headers_and_cors(client) -> None:  # type: ignore[no-untyped-d
     denied = client.options("/chat", headers={"Origin": "https://evil.example",
                                               "Access-Control-Request-Method": "POST"})
     assert "access-control-allow-origin" not in denied.headers
+
+
+def test_metrics_count_replies_by_kind(client) -> None:  # type: ignore[no-untyped-def]
+    client.post("/chat", json={"message": "I want to kill myself"})
+    client.post("/chat", json={"message": "what is the price of a session"})
+    text = client.get("/metrics").text
+    assert 'bot_replies_total{channel="web",kind="emergency"}' in text
+    assert "bot_unanswered_total" in text and "bot_http_request_seconds_bucket" in text
+    assert 'bot_emergencies_total{level="crisis"}' in text
+    assert "bot_index_passages" in text

@@ -222,3 +222,27 @@ def test_restart_loses_nothing_acknowledged(tmp_path: Path, built_index: Path) -
         assert ok.status_code == 201  # a reply from before the restart is still known
     finally:
         again.stop()
+
+
+def test_two_workers_behave_as_one(tmp_path: Path, built_index: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(built_index, data)
+    server = LiveServer(data, workers=2)
+    try:
+        server.wait_ready()
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            session = None
+            for _ in range(6):  # new connections spread over both workers; the session lives in the database
+                with httpx.Client(base_url=server.url, timeout=30) as fresh:
+                    first = fresh.post("/chat", json={"message": "tell me about the psoas",
+                                                      "session_id": session}).json()
+                    session = first["session_id"]
+            with httpx.Client(base_url=server.url, timeout=30) as fresh:
+                follow = fresh.post("/chat", json={"message": "how long is it?", "session_id": session}).json()
+            assert follow["session_id"] == session and "16 inches" in follow["reply"]
+            metrics = c.get("/metrics").text
+            total = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                        if line.startswith('bot_replies_total{channel="web",kind="answer"}'))
+            assert total == 7  # every worker's replies, added up
+    finally:
+        server.stop()
