@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -10,7 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request, status
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
@@ -93,10 +94,8 @@ class Runtime:
         """Status code and body for /health."""
         if not self.ready.is_set():
             return 503, {"status": "starting" if self.error is None else "failed", "detail": self.error}
-        try:
+        with contextlib.suppress(IndexUnavailable):  # a store that is down shows as degraded below
             self.retriever.current()
-        except IndexUnavailable:
-            pass
         retriever = self.retriever._retriever
         index = manifest(retriever.reader if retriever else None)
         metrics.INDEX_PASSAGES.set(index.get("passages", 0))
@@ -104,7 +103,8 @@ class Runtime:
                   "database": bool(self.store and self.store.ping())}
         ok = all(checks.values())
         body = {"status": "ok" if ok else "degraded", "checks": checks, "index": index,
-                "answer_mode": self.settings.answer_mode, "embedding_model": self.embedder.name if self.embedder else None,
+                "answer_mode": self.settings.answer_mode,
+                "embedding_model": self.embedder.name if self.embedder else None,
                 "ready_seconds": round(self.ready_seconds or 0, 2)}
         return (200 if ok else 503), body
 

@@ -8,8 +8,6 @@ import json
 import os
 import random
 import resource
-import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,6 +26,12 @@ TOPICS = ["the psoas", "psoas length", "where the psoas attaches", "the iliopsoa
           "myofascial release", "the john barnes approach", "gentle sustained pressure", "the fear reflex",
           "leg length discrepancies", "tmj and jaw pain", "headaches and pelvic instability", "hip flexors",
           "pelvic tilts and torques", "releasing the psoas", "groin pain and the psoas"]
+
+
+# Plausible article vocabulary for synthetic corpora.
+WORDS = ("muscle fascia pelvis spine hip back gentle pressure release posture breathing tension walking standing "
+         "stretch therapist session body balance movement stiffness comfort alignment tissue lumbar thigh knee "
+         "ankle shoulder jaw headache rest recovery hydration sleep stress").split()
 
 
 def distinct_questions(n: int, seed: int = 7) -> list[str]:
@@ -56,15 +60,12 @@ def peak_rss_mb() -> float:
 def synthetic_corpus(folder: Path, passages: int, seed: int = 1) -> None:
     """Markdown files holding `passages` distinct passages of plausible clinic-article prose."""
     rng = random.Random(seed)
-    words = ("muscle fascia pelvis spine hip back gentle pressure release posture breathing tension walking "
-             "standing stretch therapist session body balance movement stiffness comfort alignment tissue "
-             "lumbar thigh knee ankle shoulder jaw headache rest recovery hydration sleep stress").split()
     folder.mkdir(parents=True, exist_ok=True)
     per_file = 50
     for f in range(0, passages, per_file):
         sections = []
         for n in range(f, min(f + per_file, passages)):
-            sentences = [" ".join(rng.choice(words) for _ in range(rng.randint(8, 16))).capitalize() + "."
+            sentences = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 16))).capitalize() + "."
                          for _ in range(3)]
             sections.append(f"## Note {n}\n\n" + " ".join(sentences) + f" Reference {n}.")
         (folder / f"synthetic-{f // per_file:05d}.md").write_text(
@@ -129,7 +130,7 @@ class Server:
             self.port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.started = time.perf_counter()
-        self.log = tempfile.NamedTemporaryFile(prefix="bench-server-", suffix=".log", delete=False)
+        self.log = tempfile.NamedTemporaryFile(prefix="bench-server-", suffix=".log", delete=False)  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bot", "serve", "--port", str(self.port), "--workers", str(workers)],
             # The load comes from one address standing in for many patients: lift the per-client limit.
@@ -280,7 +281,8 @@ def print_report(r: dict[str, Any]) -> None:
         print(f"retrieval (embed + hybrid dense+BM25)         p50 {core['retrieval_p50_ms']:.2f} ms  "
               f"p95 {core['retrieval_p95_ms']:.2f} ms")
         print(f"ingest knowledge/ ({core['knowledge_passages']} passages)          {core['ingest_knowledge_s']:.2f} s; "
-              f"unchanged re-ingest {core['reingest_knowledge_s']:.3f} s, embedded {core['reingest_knowledge_embedded']}")
+              f"unchanged re-ingest {core['reingest_knowledge_s']:.3f} s, "
+              f"embedded {core['reingest_knowledge_embedded']}")
         print(f"ingest synthetic {core['ingest_1k_passages']} passages            {core['ingest_1k_s']:.2f} s; "
               f"unchanged re-ingest {core['reingest_1k_s']:.3f} s, embedded {core['reingest_1k_embedded']}")
         print(f"model load                                    {core['model_load_s']:.2f} s")

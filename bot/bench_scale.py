@@ -14,11 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from bot.bench import WORDS
 from bot.config import Settings
-
-WORDS = ("muscle fascia pelvis spine hip back gentle pressure release posture breathing tension walking standing "
-         "stretch therapist session body balance movement stiffness comfort alignment tissue lumbar thigh knee "
-         "ankle shoulder jaw headache rest recovery hydration sleep stress").split()
 
 
 def _rss_mb() -> float:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import unicodedata
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 

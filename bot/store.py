@@ -13,8 +13,24 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import (
-    Boolean, Column, DateTime, ForeignKey, Integer, MetaData, String, Table, Text, create_engine, delete, event,
-    false, func, insert, select, text, update,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    event,
+    false,
+    func,
+    insert,
+    select,
+    text,
+    update,
 )
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -33,7 +49,8 @@ turns = Table("turns", metadata, Column("id", Integer, primary_key=True, autoinc
               Column("kind", String(16)), Column("reply_id", String(32), unique=True),
               Column("created_at", TS, nullable=False, index=True))
 feedback = Table("feedback", metadata, Column("id", Integer, primary_key=True, autoincrement=True),
-                 Column("reply_id", String(32), nullable=False, index=True), Column("rating", String(4), nullable=False),
+                 Column("reply_id", String(32), nullable=False, index=True),
+                 Column("rating", String(4), nullable=False),
                  Column("comment", Text), Column("reply_kind", String(16)), Column("reply_text", Text),
                  Column("question", Text), Column("handled", Boolean, nullable=False, server_default=false()),
                  Column("created_at", TS, nullable=False, index=True))

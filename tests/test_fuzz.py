@@ -9,7 +9,6 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 
 
 def test_no_route_answers_500(live_server) -> None:  # type: ignore[no-untyped-def]
-    from schemathesis.checks import not_a_server_error
 
     schema = schemathesis.openapi.from_url(live_server.url + "/openapi.json")
     failures: list[str] = []

@@ -48,7 +48,7 @@ def test_limits_are_shared_through_redis(make_client, data_dir, tmp_path) -> Non
     other = tmp_path / "other"
     shutil.copytree(data_dir, other)
     # Two app instances (two workers) over one Redis: the limit is for both together.
-    limit = f"4/minute"
+    limit = "4/minute"
     salt = uuid.uuid4().hex  # a fresh key space for this run
     a = make_client(data_dir, rate_limit_chat=limit, redis_url=url, staff_token=f"shared-{salt}-token")
     b = make_client(other, rate_limit_chat=limit, redis_url=url, staff_token=f"shared-{salt}-token")
