@@ -63,7 +63,7 @@ def holds_slot(slot: str, passages: list[Passage]) -> bool:
     if slot in ALWAYS_HANDOFF:
         return False
     pattern = SLOT_PATTERNS.get(slot)
-    return bool(pattern) and any(pattern.search(p.text) for p in passages)
+    return pattern is not None and any(pattern.search(p.text) for p in passages)
 
 
 def compose(question: str, qvec: np.ndarray, retrieval: Retrieval,

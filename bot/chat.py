@@ -280,6 +280,7 @@ class Chatbot:
         return True
 
     def _write(self, session_id: str, channel: str, user_text: str, reply: Reply, unanswered: str | None) -> None:
+        assert self.store is not None
         self.store.record_exchange(session_id, channel, user_text, reply.kind, safety.redact(reply.reply),
                                    reply_id=reply.reply_id, unanswered_question=unanswered)
 

@@ -8,11 +8,12 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from bot.config import get_settings, load_clinic
 
 
-def _runtime():  # type: ignore[no-untyped-def]
+def _runtime() -> Any:
     from bot.api import Runtime
 
     settings = get_settings()

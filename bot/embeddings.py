@@ -48,7 +48,7 @@ class SentenceTransformerEmbedder:
             encode_kwargs={"normalize_embeddings": True, "batch_size": 64},
         )
         self._model = self._lc._client
-        self.dim = int(self._model.get_embedding_dimension())
+        self.dim = int(self._model.get_embedding_dimension() or 384)
         self._lock = threading.Lock()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:

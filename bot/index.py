@@ -66,7 +66,7 @@ class IndexReader:
     def hold_in_memory(self) -> None:
         """Keep this generation's passage vectors in memory for exact search (a published generation never
         changes, so the copy cannot go stale); used in embedded mode for corpora up to IN_MEMORY_MAX."""
-        got = self._store._collection.get(include=["embeddings"])
+        got: Any = self._store._collection.get(include=["embeddings"])
         self._ids = list(got["ids"])
         self._matrix = np.asarray(got["embeddings"], dtype=np.float32).reshape(len(self._ids), -1)
 
@@ -88,7 +88,7 @@ class IndexReader:
         # The raw collection query, not LangChain's similarity_search_by_vector: that one also fetches
         # documents and metadata we already hold in memory, 0.5 ms per query measured here.
         try:
-            got = self._store._collection.query(query_embeddings=[vector], n_results=min(k, len(self.passages)),
+            got: Any = self._store._collection.query(query_embeddings=[vector], n_results=min(k, len(self.passages)),
                                                 include=["distances"])
         except Exception as exc:  # a dead server or a broken segment must not become a 500
             raise IndexUnavailable(str(exc)) from exc
@@ -101,7 +101,7 @@ class IndexReader:
         missing = [i for i in ids if i not in self._sentence_cache]
         if missing:
             try:
-                got = self._sentences.get(where={"pid": {"$in": missing}},
+                got: Any = self._sentences.get(where={"pid": {"$in": missing}},
                                           include=["embeddings", "documents", "metadatas"])
             except Exception as exc:
                 raise IndexUnavailable(str(exc)) from exc
@@ -234,7 +234,7 @@ class IndexStore:
             pname, sname = self.collection_names(generation)
             store = Chroma(client=client, collection_name=pname, create_collection_if_not_exists=False)
             col = store._collection
-            got = col.get(include=["documents", "metadatas"])
+            got: Any = col.get(include=["documents", "metadatas"])
             sentences = client.get_collection(sname, embedding_function=None)
         except IndexUnavailable:
             raise
@@ -259,7 +259,7 @@ class IndexStore:
             return {}
         out: dict[str, np.ndarray] = {}
         for s in range(0, len(ids), 1000):
-            got = reader._store._collection.get(ids=ids[s : s + 1000], include=["embeddings"])
+            got: Any = reader._store._collection.get(ids=ids[s : s + 1000], include=["embeddings"])
             out.update({i: np.asarray(v, dtype=np.float32) for i, v in zip(got["ids"], got["embeddings"],
                                                                           strict=True)})
         return out

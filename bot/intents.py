@@ -34,7 +34,7 @@ _FILLER = re.compile(r"\W+|\b(there|so|much|again|very|a lot|lot|bot|assistant|e
 
 def _only(pattern: re.Pattern[str], text: str) -> bool:
     m = pattern.match(text)
-    return bool(m) and len(_FILLER.sub(" ", text[m.end():]).split()) <= 1
+    return m is not None and len(_FILLER.sub(" ", text[m.end():]).split()) <= 1
 
 
 def strip_greeting(text: str) -> str:

@@ -6,7 +6,7 @@ import hashlib
 import logging
 import math
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from limits import parse, storage, strategies
@@ -51,7 +51,7 @@ class RateLimiter:
                             headers={"Retry-After": str(retry)})
 
 
-def limit(name: str):  # type: ignore[no-untyped-def]
+def limit(name: str) -> Any:
     """A dependency that applies the named limit."""
 
     async def dependency(request: Request, settings: SettingsDep) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, HTTPException, Request, Response, status
@@ -124,7 +125,7 @@ async def chat_stream(body: Annotated[ChatRequest, Body(openapi_examples=CHAT_EX
     """The same reply as /chat, streamed sentence by sentence as server-sent events."""
     message = _incoming(body, settings)
 
-    async def events():  # type: ignore[no-untyped-def]
+    async def events() -> AsyncIterator[dict[str, str]]:
         async for kind, value in runtime.chatbot.stream(message):
             if kind == "sentence":
                 yield {"event": "sentence", "data": json.dumps({"text": value})}
