@@ -66,7 +66,7 @@ class IndexReader:
     def hold_in_memory(self) -> None:
         """Keep this generation's passage vectors in memory for exact search (a published generation never
         changes, so the copy cannot go stale); used in embedded mode for corpora up to IN_MEMORY_MAX."""
-        got: Any = self._store._collection.get(include=["embeddings"])
+        got = _get_all(self._store._collection, ["embeddings"])
         self._ids = list(got["ids"])
         self._matrix = np.asarray(got["embeddings"], dtype=np.float32).reshape(len(self._ids), -1)
 
@@ -234,7 +234,7 @@ class IndexStore:
             pname, sname = self.collection_names(generation)
             store = Chroma(client=client, collection_name=pname, create_collection_if_not_exists=False)
             col = store._collection
-            got: Any = col.get(include=["documents", "metadatas"])
+            got = _get_all(col, ["documents", "metadatas"])
             sentences = client.get_collection(sname, embedding_function=None)
         except IndexUnavailable:
             raise
@@ -310,6 +310,20 @@ class IndexStore:
         if self.server or not self.root.exists():
             return 0
         return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+
+
+def _get_all(collection: Any, include: list[str], page: int = 5000) -> dict[str, list[Any]]:
+    """Every row of a collection, fetched in pages (one big `get` overflows SQLite's variable limit)."""
+    out: dict[str, list[Any]] = {"ids": [], **{k: [] for k in include}}
+    offset = 0
+    while True:
+        got: Any = collection.get(include=include, limit=page, offset=offset)
+        out["ids"].extend(got["ids"])
+        for key in include:
+            out[key].extend(got[key] if got[key] is not None else [])
+        if len(got["ids"]) < page:
+            return out
+        offset += page
 
 
 def manifest(reader: IndexReader | None) -> dict[str, Any]:
