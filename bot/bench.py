@@ -233,12 +233,12 @@ def bench_chat(settings: Settings, quick: bool, workers: int = 1, n32: int | Non
         server = Server(data, workers=workers)
         try:
             out["cold_start_s"] = server.wait()
-            questions = distinct_questions(3000 if not quick else 600, seed=11)
+            n = n32 or (2000 if not quick else 400)
+            questions = distinct_questions(330 + n, seed=11)
             warm = asyncio.run(load(server.url, questions[:30], 4))
             out["warmup_errors"] = warm["errors"]
             c1 = asyncio.run(load(server.url, questions[30:330] if not quick else questions[30:130], 1))
-            n = n32 or (2000 if not quick else 400)
-            c32 = asyncio.run(load(server.url, questions[330:330 + n] if not quick else questions[130:130 + n], 32))
+            c32 = asyncio.run(load(server.url, questions[330:330 + n], 32))
             out["c1"], out["c32"] = c1, c32
             out["server_rss_mb"] = server.rss_mb()
         finally:
