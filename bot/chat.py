@@ -160,7 +160,8 @@ class Chatbot:
             notes.append(safety.DIAGNOSIS_NOTE)
         if safety.asks_outcome_promise(text):
             notes.append(safety.OUTCOME_NOTE)
-        body = " ".join([composed.text, *notes,
+        # The note comes first: a patient asking "do I have X?" reads the honest limit before the article.
+        body = " ".join([*notes, composed.text,
                          f"If you'd like to book a session, you can call us at {self.clinic.phone}."])
         return Reply(kind="answer", reply=body, citations=composed.citations, actions=self._contact_actions(),
                      suggestions=self._suggestions(question), disclaimer=safety.disclaimer(self.clinic))
