@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = 64 * 1024
     retention_days: int = 30
     session_idle_minutes: int = 120
+    request_timeout: float = 15.0
     rate_limit_chat: str = "30/minute"
     rate_limit_search: str = "120/minute"
     # Grounding threshold on the fused retrieval confidence; calibrated by `python -m bot eval`.

@@ -110,7 +110,12 @@ def _incoming(body: ChatRequest, settings: SettingsDep) -> IncomingMessage:
 async def chat(body: Annotated[ChatRequest, Body(openapi_examples=CHAT_EXAMPLES)], runtime: RuntimeDep,
                settings: SettingsDep, request: Request, _limit: ChatLimit) -> Response:
     """Answer a patient's message from the clinic's articles (or triage, hand off, book)."""
-    reply, remember = await runtime.chatbot.respond_then_remember(_incoming(body, settings))
+    try:
+        reply, remember = await asyncio.wait_for(runtime.chatbot.respond_then_remember(_incoming(body, settings)),
+                                                 settings.request_timeout)
+    except TimeoutError as exc:
+        raise HTTPException(503, detail="The assistant took too long to answer; please try again.",
+                            headers={"Retry-After": "5"}) from exc
     request.state.reply = reply
     # The Reply is already validated; serialising it once skips FastAPI's second validation pass.
     # The exchange is stored right after the response is sent, still within this request.

@@ -1,0 +1,52 @@
+"""Settings: one typed object from the environment; production refuses placeholder secrets."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from bot.config import Settings, load_clinic
+from tests.conftest import KNOWLEDGE
+
+
+def test_env_vars_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALLOWED_ORIGINS", "https://clinic.example, https://www.clinic.example")
+    monkeypatch.setenv("MAX_MESSAGE_CHARS", "500")
+    monkeypatch.setenv("CHROMA_HOST", "")
+    s = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert s.allowed_origins == ["https://clinic.example", "https://www.clinic.example"]
+    assert s.max_message_chars == 500 and s.chroma_host is None
+    assert s.sqlalchemy_url.startswith("sqlite:///") and s.sqlalchemy_url.endswith("bot.sqlite3")
+
+
+@pytest.mark.parametrize("token", [None, "changeme", "secret", "short"])
+def test_production_refuses_placeholder_staff_token(token: str | None) -> None:
+    with pytest.raises(ValidationError, match="STAFF_TOKEN"):
+        Settings(_env_file=None, env="production", staff_token=token)  # type: ignore[call-arg]
+
+
+def test_production_refuses_placeholder_messenger_secrets() -> None:
+    with pytest.raises(ValidationError, match="MESSENGER_APP_SECRET"):
+        Settings(_env_file=None, env="production", staff_token="a-real-long-staff-token-123",  # type: ignore[call-arg]
+                 messenger_verify_token="a-real-verify-token-123", messenger_app_secret="changeme",
+                 messenger_page_access_token="a-real-page-token-123456")
+
+
+def test_production_starts_with_real_secrets() -> None:
+    s = Settings(_env_file=None, env="production", staff_token="a-real-long-staff-token-123")  # type: ignore[call-arg]
+    assert s.staff_token is not None and "a-real" not in repr(s)  # SecretStr hides it
+
+
+def test_unknown_embedding_model_is_a_clear_error() -> None:
+    from bot.embeddings import make_embedder
+
+    with pytest.raises(ValueError, match="Unknown EMBEDDING_MODEL"):
+        make_embedder(Settings(_env_file=None, embedding_model="no-such-model"))  # type: ignore[call-arg]
+
+
+def test_clinic_profile() -> None:
+    clinic = load_clinic(KNOWLEDGE)
+    assert clinic.phone == "(828) 458-7218" and clinic.phone_e164 == "+18284587218"
+    assert clinic.emergency_number == "911" and clinic.crisis_number == "988"
+    assert clinic.booking_url is None and "not medical advice" in clinic.disclaimer
+    assert 3 <= len(clinic.suggested_questions) <= 4
