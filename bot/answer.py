@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from bot.index import SentenceVectors
-from bot.retrieval import Retrieval, tokenize
+from bot.retrieval import Retrieval
 from bot.types import Citation, Passage
 
-MAX_SENTENCES = 3
+MAX_SENTENCES = 4
 MAX_CHARS = 520
 # A sentence that leans on the one before it ("It then crosses...") is not shown without it.
 _ANAPHORA = re.compile(r"^(it|its|this|that|these|those|they|their|there|then|from there|because of this|"
@@ -66,41 +67,54 @@ def holds_slot(slot: str, passages: list[Passage]) -> bool:
     return pattern is not None and any(pattern.search(p.text) for p in passages)
 
 
-def compose(question: str, qvec: np.ndarray, retrieval: Retrieval,
-            vectors: dict[str, SentenceVectors], max_sentences: int = MAX_SENTENCES) -> Composed:
-    """Pick the few sentences that best answer the question, keep them readable, attribute them."""
-    top = retrieval.passages[0].dense_score if retrieval.passages else 0.0
-    pool = [p for n, p in enumerate(retrieval.passages[:3]) if n == 0 or p.dense_score >= top - 0.12]
-    qtokens = set(tokenize(question))
-    scored: list[tuple[float, int, int]] = []  # (score, passage index, sentence index)
-    for pn, p in enumerate(pool):
-        sv = vectors.get(p.id)
-        if sv is None or not sv.sentences:
-            continue
-        sims = sv.vectors @ qvec
-        for si, sentence in enumerate(sv.sentences):
-            overlap = len(qtokens & set(tokenize(sentence)))
-            scored.append((float(sims[si]) + 0.03 * min(overlap, 3) + (0.02 if pn == 0 else 0.0), pn, si))
-    if not scored:
+def compose(question: str, qvec: np.ndarray, retrieval: Retrieval, vectors: dict[str, SentenceVectors],
+            rare_weight: Callable[[str, Passage], float] | None = None, focus: np.ndarray | None = None,
+            max_sentences: int = MAX_SENTENCES) -> Composed:
+    """Show the most relevant passage in its own order (readable), plus one strong sentence from another.
+
+    Relevance = the passage's cosine + 0.15 per rare query word it holds (lexical evidence that a
+    question about "headaches" wants the passage that says "headaches"). `focus` is the patient's own
+    words when the question was rewritten from a follow-up: it picks the sentences.
+    """
+    candidates = [p for p in retrieval.passages[:5] if p.id in vectors and vectors[p.id].sentences]
+    if not candidates:
         return Composed(text="")
-    scored.sort(reverse=True)
-    best = scored[0][0]
-    chosen: list[tuple[int, int]] = []
-    chosen_vecs: list[np.ndarray] = []
-    for score, pn, si in scored:
-        if len(chosen) >= max_sentences or (chosen and score < max(best - 0.12, 0.25)):
+    weigh = rare_weight or (lambda _q, _p: 0.0)
+    relevance = {p.id: p.dense_score + 0.15 * weigh(question, p) for p in candidates}
+    ranked = sorted(candidates, key=lambda p: -relevance[p.id])
+    best = ranked[0]
+    sv = vectors[best.id]
+    picker = focus if focus is not None else qvec
+    sims = sv.vectors @ picker
+    chosen = [(0, i) for i in _window(sv.sentences, int(np.argmax(sims)), max_sentences)]
+    pool = [best]
+    # One more sentence from another passage when that passage is nearly as relevant and the sentence strong.
+    for other in ranked[1:3]:
+        if relevance[other.id] < relevance[best.id] - 0.06:
             break
-        vec = vectors[pool[pn].id].vectors[si]
-        if any(float(vec @ v) > 0.92 for v in chosen_vecs):
-            continue
-        chosen.append((pn, si))
-        chosen_vecs.append(vec)
-    # Pull in the sentence a chosen one depends on, so no reply starts mid-thought.
-    for pn, si in list(chosen):
-        if si > 0 and (pn, si - 1) not in chosen and _ANAPHORA.match(vectors[pool[pn].id].sentences[si]):
-            chosen.append((pn, si - 1))
-    chosen.sort()
+        osv = vectors[other.id]
+        osims = osv.vectors @ picker
+        j = int(np.argmax(osims))
+        if osims[j] >= 0.5 and not _ANAPHORA.match(osv.sentences[j]) and all(
+                float(osv.vectors[j] @ sv.vectors[i]) < 0.9 for _, i in chosen):
+            pool.append(other)
+            chosen.append((len(pool) - 1, j))
+            break
     return _render(pool, vectors, chosen)
+
+
+def _window(sentences: list[str], best: int, limit: int) -> list[int]:
+    """Sentence indexes to show, in order: the whole passage when short, else a run around the best one."""
+    if sum(len(s) for s in sentences[:limit]) <= MAX_CHARS and best < limit:
+        return list(range(min(limit, len(sentences))))
+    start = best - 1 if best > 0 and _ANAPHORA.match(sentences[best]) else best
+    out, size = [], 0
+    for i in range(start, len(sentences)):
+        if out and (len(out) >= limit or size + len(sentences[i]) > MAX_CHARS):
+            break
+        out.append(i)
+        size += len(sentences[i])
+    return out
 
 
 def _render(pool: list[Passage], vectors: dict[str, SentenceVectors], chosen: list[tuple[int, int]]) -> Composed:

@@ -144,10 +144,11 @@ class Chatbot:
                                  f"tell you that here. {self._call_line()}", record=True, question=question)
         if not found.grounded:
             trace.reason = "not_grounded"
-            return self._handoff("I'm sorry, I couldn't find that in our clinic's articles, so I can't answer "
-                                 f"it here. {self._call_line()}", record=True, question=question)
+            note = f"{safety.DIAGNOSIS_NOTE} " if safety.asks_diagnosis(text) else ""
+            return self._handoff(f"{note}I'm sorry, I couldn't find that in our clinic's articles, so I can't "
+                                 f"answer it here. {self._call_line()}", record=True, question=question)
         try:
-            composed = await self._compose(used, qvec, found, trace)
+            composed = await self._compose(used, qvec, found, trace, question)
         except IndexUnavailable:
             return self._unavailable(trace)
         if not composed.text:
@@ -185,7 +186,8 @@ class Chatbot:
                 return again, cvec, combined
         return found, vec, question
 
-    async def _compose(self, question: str, qvec: np.ndarray, found: Retrieval, trace: ReplyTrace) -> Composed:
+    async def _compose(self, question: str, qvec: np.ndarray, found: Retrieval, trace: ReplyTrace,
+                       original: str) -> Composed:
         retriever = self.retriever.current()
         assert retriever is not None
         ids = [p.id for p in found.passages[:3]]
@@ -193,7 +195,8 @@ class Chatbot:
         # Sentence vectors are cached per generation; only a first sight of a passage goes to Chroma.
         vectors = (reader.sentence_vectors(ids) if all(i in reader._sentence_cache for i in ids)
                    else await asyncio.to_thread(reader.sentence_vectors, ids))
-        extractive = compose(question, qvec, found, vectors)
+        focus = await self.embedder.embed_one(original) if original != question else None
+        extractive = compose(question, qvec, found, vectors, retriever.lexical.rare_weight, focus=focus)
         if self.llm is None or self.settings.answer_mode != "llm":
             return extractive
         return await self.llm.answer(question, found, extractive, trace)

@@ -116,6 +116,7 @@ class BatchingEmbedder:
         self.max_batch = max_batch
         self._pending: list[tuple[str, asyncio.Future[np.ndarray]]] = []
         self._running = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         # One long-lived thread: torch keeps per-thread state, and hopping between pool threads cost
         # 2.4 ms per query here (11.4 ms through asyncio.to_thread vs 9.0 ms called directly).
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
@@ -126,6 +127,9 @@ class BatchingEmbedder:
         Synchronous on purpose: the model starts before the caller's triage and BM25 run, so they overlap.
         """
         loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            # A new event loop (a CLI run, a test's asyncio.run): a batch left in an old loop cannot finish here.
+            self._loop, self._pending, self._running = loop, [], False
         fut: asyncio.Future[np.ndarray] = loop.create_future()
         self._pending.append((text, fut))
         if not self._running:

@@ -18,8 +18,12 @@ from bot.types import Passage
 RRF_K = 60
 CANDIDATES = 20
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-_STOP = set(bm25s.stopwords.STOPWORDS_EN) | {"tell", "know", "please", "thanks", "hi", "hello", "want",
-                                              "like", "would", "could", "can", "does", "do", "did", "much"}
+# Question and chat words that say nothing about a topic ("how do you even SAY psoas").
+_STOP = set(bm25s.stopwords.STOPWORDS_EN) | {
+    "tell", "know", "please", "thanks", "hi", "hello", "want", "like", "would", "could", "can", "does", "do",
+    "did", "much", "say", "said", "get", "got", "make", "go", "going", "use", "used", "need", "think", "even",
+    "really", "mean", "explain", "describe", "anything", "something", "thing", "things", "lot", "also", "ok",
+    "okay", "yes", "hey", "im", "ive", "dont", "doesnt", "cant", "wondering", "question", "help"}
 _stemmer = Stemmer.Stemmer("english")
 
 
@@ -85,6 +89,18 @@ class LexicalIndex:
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top])]
         return [(self.ids[i], float(scores[i])) for i in top if scores[i] > 0]
+
+    def rare_weight(self, query: str, passage: Passage) -> float:
+        """Evidence from the query's words in a passage: 1 per rare word (in at most 2 passages), 1/3 per
+        word in under half of them; common words say nothing about which passage answers."""
+        tokens = set(self.correct(tokenize(query)))
+        ptoks = set(tokenize(f"{passage.title} {passage.section} {passage.text}"))
+        half = max(1, len(self.ids) // 2)
+        weight = 0.0
+        for t in tokens & ptoks:
+            df = self._df.get(t, 0)
+            weight += 1.0 if df <= 2 else (1 / 3 if df <= half else 0.0)
+        return weight
 
     def informative_hits(self, query: str, passage: Passage) -> int:
         """How many of the query's rarer words (in under half the passages) the passage contains."""

@@ -118,7 +118,8 @@ WEAK_HARD = _rx(
 WEAK_SOFT = _rx(
     rf"\b(?:weak\w*|no strength|losing strength|lost strength) {G3}(?:in )?(?:my |his |her |both |one |either |the )?"
     r"(?:legs?|foot|feet|ankles?)\b",
-    rf"\b{_LEG} {G3}(?:weak\w*|wont hold (?:me|my weight)|not working|arent working|isnt working|dont work|doesnt work"
+    rf"\b{_LEG} {_gap(5)}(?:weak\w*|wont hold (?:me|my weight)|not working|arent working|isnt working|dont work"
+    r"|doesnt work"
     r"|wont work|wont move|like jelly)")
 EXERTION = _rx(rf"\b(?:after|from|during|post) {G2}(?:hik\w*|run\w*|workout|work out|gym|exercis\w*|leg day|squats?|"
                r"lifting|climb\w*|walk\w*|bik\w*|cycling|class|yoga|training|marathon|race|session|massage|stretch\w*)"
@@ -136,8 +137,9 @@ FALL = _rx(_MAJOR, r"\bfell\b(?! (?:in love|asleep|for|behind|apart|short|throug
 SEVERE = _rx(
     r"\b(?:severe|excruciating|unbearable|intense|extreme|terrible|horrible|awful|worst|agoniz\w*|crippling|"
     rf"debilitating|really bad|so much|screaming|blinding) {G2}(?:pain|hurts?|hurting|ache)|\bheard (?:a |"
-    r"something )?(?:crack|snap|pop)|\bpain is (?:severe|unbearable|excruciating|intense|terrible|horrible|awful|"
-    r"really bad|so bad)",
+    r"something )?(?:crack|snap|pop)|\bpain (?:in (?:my|his|her|the) \w+ )?is (?:severe|unbearable|excruciating|"
+    r"intense|"
+    r"terrible|horrible|awful|really bad|so bad)",
     r"\b10 (?:out of )?10\b|\b(?:hurts?|hurting) (?:so bad|like hell|too much|so much|really bad|terribly|horribly|"
     r"like crazy)|\bin agony\b|\bkilling me\b|\bcant stand the pain")
 CANT_BEAR = _rx(
