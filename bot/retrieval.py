@@ -51,6 +51,7 @@ class LexicalIndex:
     def __init__(self, passages: list[Passage]) -> None:
         self.ids = [p.id for p in passages]
         docs = [tokenize(f"{p.title} {p.section} {p.text}") for p in passages]
+        self._tokens = {p.id: set(d) for p, d in zip(passages, docs, strict=True)}
         self.vocab = sorted({t for d in docs for t in d})
         self._vocab_set = set(self.vocab)
         self._df = {t: 0 for t in self.vocab}
@@ -90,11 +91,15 @@ class LexicalIndex:
         top = top[np.argsort(-scores[top])]
         return [(self.ids[i], float(scores[i])) for i in top if scores[i] > 0]
 
+    def _passage_tokens(self, passage: Passage) -> set[str]:
+        known = self._tokens.get(passage.id)
+        return known if known is not None else set(tokenize(f"{passage.title} {passage.section} {passage.text}"))
+
     def rare_weight(self, query: str, passage: Passage) -> float:
         """Evidence from the query's words in a passage: 1 per rare word (in at most 2 passages), 1/3 per
         word in under half of them; common words say nothing about which passage answers."""
         tokens = set(self.correct(tokenize(query)))
-        ptoks = set(tokenize(f"{passage.title} {passage.section} {passage.text}"))
+        ptoks = self._passage_tokens(passage)
         half = max(1, len(self.ids) // 2)
         weight = 0.0
         for t in tokens & ptoks:
@@ -107,7 +112,7 @@ class LexicalIndex:
         tokens = set(self.correct(tokenize(query)))
         if not tokens:
             return 0
-        ptoks = set(tokenize(f"{passage.title} {passage.section} {passage.text}"))
+        ptoks = self._passage_tokens(passage)
         limit = max(1, len(self.ids) // 2)
         return sum(1 for t in tokens if t in ptoks and self._df.get(t, 0) <= limit)
 
