@@ -25,6 +25,13 @@ def _check_text(value: str, field: str) -> str:
     return value
 
 
+def _non_empty(value: str, field: str) -> str:
+    _check_text(value, field)
+    if not value.strip():
+        raise ValueError(f"{field} must not be empty or only whitespace")
+    return value
+
+
 class ChatRequest(BaseModel):
     """A patient's message; `session_id` from the previous reply keeps the conversation going."""
 
@@ -36,10 +43,7 @@ class ChatRequest(BaseModel):
     @field_validator("message")
     @classmethod
     def _message_ok(cls, value: str) -> str:
-        _check_text(value, "message")
-        if not value.strip():
-            raise ValueError("message must not be empty or only whitespace")
-        return value
+        return _non_empty(value, "message")
 
     @field_validator("session_id")
     @classmethod
@@ -64,10 +68,7 @@ class SearchRequest(BaseModel):
     @field_validator("query")
     @classmethod
     def _query_ok(cls, value: str) -> str:
-        _check_text(value, "query")
-        if not value.strip():
-            raise ValueError("query must not be empty or only whitespace")
-        return value
+        return _non_empty(value, "query")
 
 
 class SearchResult(BaseModel):
