@@ -127,6 +127,9 @@ def ingest(path: Path, store: IndexStore, embedder: Embedder, *, progress: bool 
                 if not known:
                     fresh_rows.append(len(rows))
                 rows.append((p.id, i, sentence))
+        # The new generation exists from here on; until it is published no reader looks at it, and a crash
+        # leaves only a folder (or collections) that the next ingest removes.
+        writer = store.new_writer(embedder.name)
         total = len(todo) + len(fresh_rows)
         bar = tqdm(total=total, desc="embedding", unit="text", disable=not progress or total == 0)
         new_vecs = _embed(embedder, [embedding_text(p) for p in todo], bar)
@@ -136,7 +139,6 @@ def ingest(path: Path, store: IndexStore, embedder: Embedder, *, progress: bool 
             svecs[fresh_rows] = _embed(embedder, [rows[i][2] for i in fresh_rows], bar)
         _fill_known(rows, svecs, old_sentences)
         bar.close()
-        writer = store.new_writer(embedder.name)
         writer.add_passages(loaded, np.stack([vectors[p.id] for p in loaded]) if loaded else
                             np.zeros((0, embedder.dim), dtype=np.float32))
         writer.add_sentences(rows, svecs)

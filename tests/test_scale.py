@@ -174,8 +174,9 @@ def test_killed_ingest_leaves_the_index_whole(tmp_path: Path, built_index: Path)
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len([p for p in store.root.iterdir() if p.is_dir()]) < 2:
-        time.sleep(0.05)  # wait until the new generation is being written
-    time.sleep(1.0)
+        time.sleep(0.05)  # the new generation exists as soon as the ingest starts embedding
+    time.sleep(1.0)  # half-way: embedding 600 passages and their sentences takes well over 10 s here
+    assert proc.poll() is None, "ingest finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
     assert store.current() == before
