@@ -32,7 +32,7 @@ def test_logs_hold_no_message_text_and_turns_are_redacted(live_server) -> None: 
     httpx.post(live_server.url + "/feedback", json={"reply_id": body["reply_id"], "rating": "down",
                                                     "comment": f"call me on {PII['phone']}"}, timeout=30)
     log = live_server.log.read_text()
-    for value in [*PII.values(), "Jane", "hiking", "how long is it", "session cost", "0199"]:
+    for value in [*PII.values(), "Jane", "hiking", "how long is it", "session cost", "555-0199"]:
         assert value not in log, value
     request_lines = [json.loads(line) for line in log.splitlines() if line.startswith("{") and '"request"' in line]
     assert len(request_lines) >= 5
