@@ -108,7 +108,8 @@ def _window(sentences: list[str], best: int, limit: int) -> list[int]:
     if sum(len(s) for s in sentences[:limit]) <= MAX_CHARS and best < limit:
         return list(range(min(limit, len(sentences))))
     start = best - 1 if best > 0 and _ANAPHORA.match(sentences[best]) else best
-    out, size = [], 0
+    out: list[int] = []
+    size = 0
     for i in range(start, len(sentences)):
         if out and (len(out) >= limit or size + len(sentences[i]) > MAX_CHARS):
             break

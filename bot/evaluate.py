@@ -100,9 +100,9 @@ def retrieval_quality(runtime: Any, conversations: list[dict[str, Any]]) -> dict
             found = retriever.search(query, vec, k=10, mode=mode)
             sources = list(dict.fromkeys(p.source for p in found.passages))
             ranks.append(sources.index(source) + 1 if source in sources else None)
-        out[mode] = {"hit@1": np.mean([r == 1 for r in ranks]), "hit@3": np.mean([r is not None and r <= 3
-                                                                                   for r in ranks]),
-                     "mrr": np.mean([1 / r if r else 0.0 for r in ranks]), "n": len(ranks)}
+        out[mode] = {"hit@1": float(np.mean([r == 1 for r in ranks])),
+                     "hit@3": float(np.mean([r is not None and r <= 3 for r in ranks])),
+                     "mrr": float(np.mean([1 / r if r else 0.0 for r in ranks])), "n": float(len(ranks))}
     return out
 
 

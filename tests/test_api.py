@@ -237,3 +237,13 @@ def test_metrics_count_replies_by_kind(client) -> None:  # type: ignore[no-untyp
     assert "bot_unanswered_total" in text and "bot_http_request_seconds_bucket" in text
     assert 'bot_emergencies_total{level="crisis"}' in text
     assert "bot_index_passages" in text
+
+
+def test_curl_style_json_without_content_type_is_read_as_json(client) -> None:  # type: ignore[no-untyped-def]
+    # The README's `curl -d '{...}'` sends application/x-www-form-urlencoded.
+    resp = client.post("/search", content=b'{"query":"how long is the psoas"}', headers={
+        "Authorization": f"Bearer {STAFF_TOKEN}", "Content-Type": "application/x-www-form-urlencoded"})
+    assert resp.status_code == 200 and "16 inches" in resp.json()["results"][0]["text"]
+    chat_resp = client.post("/chat", content=b'{"message":"what is the psoas"}',
+                            headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert chat_resp.status_code == 200 and chat_resp.json()["kind"] == "answer"
