@@ -231,6 +231,13 @@ def test_two_workers_behave_as_one(tmp_path: Path, built_index: Path) -> None:
     server = LiveServer(data, workers=2)
     try:
         server.wait_ready()
+        # /health answered once; the other worker may still be loading: wait until fresh connections,
+        # spread over both workers, all find a ready one.
+        deadline, streak = time.monotonic() + 120, 0
+        while streak < 12 and time.monotonic() < deadline:
+            streak = streak + 1 if httpx.get(server.url + "/health", timeout=5).status_code == 200 else 0
+            time.sleep(0.1)
+        assert streak >= 12, "the second worker never became ready"
         with httpx.Client(base_url=server.url, timeout=30) as c:
             session = None
             for _ in range(6):  # new connections spread over both workers; the session lives in the database
