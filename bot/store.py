@@ -1,72 +1,86 @@
 """The database (SQLAlchemy; SQLite by default, PostgreSQL when DATABASE_URL says so), migrated by Alembic.
 
-Everything stored here is already redacted by the caller: the store never sees raw patient text.
+Every text handed to this module must already be redacted by the caller: the store never sees raw patient
+text, and it never writes statement parameters into logs or error messages either.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 import secrets
+import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import (
-    Boolean,
-    Column,
-    DateTime,
-    ForeignKey,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    create_engine,
-    delete,
-    event,
-    false,
-    func,
-    insert,
-    select,
-    text,
-    update,
-)
+import sqlalchemy as sa
+from sqlalchemy import and_, delete, event, func, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.types import Session, Turn
 
-metadata = MetaData()
-TS = DateTime(timezone=True)
-sessions = Table("sessions", metadata, Column("id", String(64), primary_key=True),
-                 Column("channel", String(16), nullable=False), Column("created_at", TS, nullable=False),
-                 Column("last_seen", TS, nullable=False, index=True))
-turns = Table("turns", metadata, Column("id", Integer, primary_key=True, autoincrement=True),
-              Column("session_id", String(64), ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False,
-                     index=True),
-              Column("role", String(8), nullable=False), Column("text", Text, nullable=False),
-              Column("kind", String(16)), Column("reply_id", String(32), unique=True),
-              Column("created_at", TS, nullable=False, index=True))
-feedback = Table("feedback", metadata, Column("id", Integer, primary_key=True, autoincrement=True),
-                 Column("reply_id", String(32), nullable=False, index=True),
-                 Column("rating", String(4), nullable=False),
-                 Column("comment", Text), Column("reply_kind", String(16)), Column("reply_text", Text),
-                 Column("question", Text), Column("handled", Boolean, nullable=False, server_default=false()),
-                 Column("created_at", TS, nullable=False, index=True))
-unanswered = Table("unanswered", metadata, Column("id", Integer, primary_key=True, autoincrement=True),
-                   Column("question", Text, nullable=False), Column("session_id", String(64)),
-                   Column("channel", String(16), nullable=False),
-                   Column("handled", Boolean, nullable=False, server_default=false()),
-                   Column("created_at", TS, nullable=False, index=True))
-daily_counts = Table("daily_counts", metadata, Column("day", String(10), primary_key=True),
-                     Column("kind", String(16), primary_key=True), Column("count", Integer, nullable=False))
-messenger_mids = Table("messenger_mids", metadata, Column("mid", String(255), primary_key=True),
-                       Column("created_at", TS, nullable=False, index=True))
-messenger_threads = Table("messenger_threads", metadata, Column("psid_hash", String(64), primary_key=True),
-                          Column("session_id", String(64)), Column("last_seen", TS), Column("human_until", TS))
+# The schema as the code sees it; bot/migrations/versions/0001_initial.py creates exactly this.
+metadata = sa.MetaData()
+TS = sa.DateTime(timezone=True)
+sessions = sa.Table(
+    "sessions", metadata,
+    sa.Column("id", sa.String(64), primary_key=True), sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("created_at", TS, nullable=False), sa.Column("last_seen", TS, nullable=False, index=True),
+)
+turns = sa.Table(
+    "turns", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("session_id", sa.String(64), sa.ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False,
+              index=True),
+    sa.Column("role", sa.String(8), nullable=False), sa.Column("text", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(16)), sa.Column("reply_id", sa.String(32), unique=True),
+    sa.Column("created_at", TS, nullable=False, index=True),
+)
+feedback = sa.Table(
+    "feedback", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("reply_id", sa.String(32), nullable=False, index=True),
+    sa.Column("rating", sa.String(4), nullable=False), sa.Column("comment", sa.Text),
+    # Copies of the rated exchange, so staff can read it even after the turns are purged (same retention).
+    sa.Column("reply_kind", sa.String(16)), sa.Column("reply_text", sa.Text), sa.Column("question", sa.Text),
+    sa.Column("handled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", TS, nullable=False, index=True),
+)
+unanswered = sa.Table(
+    "unanswered", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("question", sa.Text, nullable=False), sa.Column("session_id", sa.String(64)),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("handled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", TS, nullable=False, index=True),
+)
+# An aggregate without text: the staff chart survives the retention purge.
+daily_counts = sa.Table(
+    "daily_counts", metadata,
+    sa.Column("day", sa.String(10), primary_key=True), sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
+)
+messenger_mids = sa.Table(
+    "messenger_mids", metadata,
+    sa.Column("mid", sa.String(255), primary_key=True), sa.Column("created_at", TS, nullable=False, index=True),
+)
+messenger_threads = sa.Table(
+    "messenger_threads", metadata,
+    sa.Column("psid_hash", sa.String(64), primary_key=True), sa.Column("session_id", sa.String(64)),
+    sa.Column("last_seen", TS), sa.Column("human_until", TS),
+)
 
 RECENT_TURNS = 6
+SESSION_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+MIGRATE_LOCK = 784512  # pg_advisory_xact_lock key: one migrating worker at a time
+_ALEMBIC = threading.Lock()  # alembic keeps its running context in module globals: one migration per process
 
 
 class StoreUnavailable(Exception):
@@ -78,52 +92,68 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+def _utc(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes (everything stored is UTC); PostgreSQL answers in the session's zone.
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Store:
     """Sessions, turns, feedback, unanswered questions, daily counts and Messenger state."""
 
     def __init__(self, url: str, *, session_idle_minutes: int = 120) -> None:
-        self.url = url
+        parsed = sa.make_url(url)
+        if parsed.drivername in ("postgres", "postgresql"):  # psycopg 3 is the driver we ship, not psycopg2
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        self.dialect = parsed.get_backend_name()
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise ValueError(f"unsupported database {self.dialect!r}: use sqlite:/// or postgresql+psycopg://")
         self.idle = timedelta(minutes=session_idle_minutes)
-        sqlite = url.startswith("sqlite")
-        kwargs: dict[str, Any] = {"pool_pre_ping": not sqlite}
-        if sqlite:
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 15}
+        # Parameters are patient text (redacted, still health information): keep them out of errors and logs.
+        kwargs: dict[str, Any] = {"hide_parameters": True}
+        if self.dialect == "sqlite":
+            kwargs["connect_args"] = {"check_same_thread": False}
         else:
-            kwargs["connect_args"] = {"connect_timeout": 3}
-        self.engine: Engine = create_engine(url, **kwargs)
-        if sqlite:
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            kwargs.update(pool_pre_ping=True, connect_args={"connect_timeout": 5})
+        self.engine: Engine = sa.create_engine(parsed, **kwargs)
+        if self.dialect == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_connect)
+            event.listen(self.engine, "begin", _sqlite_begin)
 
     @contextmanager
-    def _tx(self) -> Iterator[Connection]:
+    def _tx(self, *, write: bool = True) -> Iterator[Connection]:
         try:
-            with self.engine.begin() as conn:
-                yield conn
-        except IntegrityError:
-            raise
+            with self.engine.connect() as conn:
+                conn.execution_options(store_write=write)
+                with conn.begin():
+                    yield conn
         except SQLAlchemyError as exc:
-            raise StoreUnavailable(type(exc).__name__) from exc
+            raise StoreUnavailable(f"database unavailable ({type(exc).__name__})") from exc
+
+    def _insert(self, table: sa.Table) -> Any:
+        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+
+    def _upsert(self, conn: Connection, table: sa.Table, keys: dict[str, Any], values: dict[str, Any],
+                set_: dict[str, Any] | None = None) -> None:
+        stmt = self._insert(table).values(**keys, **values)
+        conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=set_ or values))
 
     def migrate(self) -> None:
-        """Bring the schema to the newest revision (idempotent; serialised across workers on PostgreSQL)."""
+        """Bring the schema to the newest revision (idempotent; serialised when several workers start at once)."""
         from alembic import command
         from alembic.config import Config
 
         cfg = Config()
-        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-        with self._tx() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(784512)"))  # several workers start at once
+        cfg.set_main_option("script_location", str(Path(__file__).with_name("migrations")).replace("%", "%%"))
+        with _ALEMBIC, self._tx() as conn:  # SQLite: BEGIN IMMEDIATE already serialises migrating workers
+            if self.dialect == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATE_LOCK})
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 
     def ping(self) -> bool:
-        """Whether the database answers."""
+        """Whether the database answers (never raises)."""
         try:
             with self.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
@@ -131,196 +161,213 @@ class Store:
         except Exception:
             return False
 
-    # -- conversations -------------------------------------------------------------------------------
+    # -- conversations ---------------------------------------------------------------------------------------------
     def open_session(self, session_id: str | None, channel: str) -> Session:
         """The session with its recent turns; an unknown, malformed or expired id starts a new one."""
-        with self._tx() as conn:
-            if session_id and len(session_id) <= 64:
-                row = conn.execute(select(sessions.c.last_seen).where(sessions.c.id == session_id)).first()
-                last = _aware(row[0]) if row else None
+        if session_id and SESSION_ID.fullmatch(session_id):
+            with self._tx(write=False) as conn:
+                last = _utc(conn.scalar(select(sessions.c.last_seen).where(sessions.c.id == session_id)))
                 if last is not None and now() - last <= self.idle:
                     rows = conn.execute(select(turns.c.role, turns.c.text, turns.c.kind, turns.c.created_at)
                                         .where(turns.c.session_id == session_id)
                                         .order_by(turns.c.id.desc()).limit(RECENT_TURNS)).all()
-                    history = [Turn(role=r.role, text=r.text, kind=r.kind, created_at=_aware(r.created_at))
+                    history = [Turn(role=r.role, text=r.text, kind=r.kind, created_at=_utc(r.created_at))
                                for r in reversed(rows)]
                     return Session(id=session_id, turns=history, is_new=False)
-            new_id = secrets.token_urlsafe(24)
-            stamp = now()
-            conn.execute(insert(sessions).values(id=new_id, channel=channel, created_at=stamp, last_seen=stamp))
-            return Session(id=new_id, is_new=True)
+        new_id, stamp = secrets.token_urlsafe(24), now()
+        with self._tx() as conn:
+            conn.execute(sessions.insert().values(id=new_id, channel=channel, created_at=stamp, last_seen=stamp))
+        return Session(id=new_id, is_new=True)
 
     def record_exchange(self, session_id: str, channel: str, user_text: str, reply_kind: str, reply_text: str,
                         *, reply_id: str | None = None, unanswered_question: str | None = None) -> str:
-        """Store a patient message, the reply (both redacted) and any unanswered question in one transaction."""
+        """Store a redacted message and its reply (and any unanswered question) in one transaction; the reply id."""
         reply_id = reply_id or secrets.token_urlsafe(16)
         stamp = now()
         with self._tx() as conn:
-            found = conn.execute(update(sessions).where(sessions.c.id == session_id).values(last_seen=stamp))
-            if found.rowcount == 0:  # a session opened while the database was down
-                conn.execute(insert(sessions).values(id=session_id, channel=channel, created_at=stamp,
-                                                     last_seen=stamp))
-            conn.execute(insert(turns), [
+            # Upsert: the core may start a session without the database (first message, or the DB was down).
+            self._upsert(conn, sessions, {"id": session_id}, {"channel": channel, "created_at": stamp,
+                                                              "last_seen": stamp}, {"last_seen": stamp})
+            conn.execute(turns.insert(), [
                 {"session_id": session_id, "role": "user", "text": user_text, "kind": None, "reply_id": None,
                  "created_at": stamp},
                 {"session_id": session_id, "role": "bot", "text": reply_text, "kind": reply_kind,
                  "reply_id": reply_id, "created_at": stamp},
             ])
-            self._bump(conn, stamp.strftime("%Y-%m-%d"), reply_kind)
+            self._upsert(conn, daily_counts, {"day": stamp.strftime("%Y-%m-%d"), "kind": reply_kind}, {"count": 1},
+                         {"count": daily_counts.c.count + 1})
             if unanswered_question is not None:
-                conn.execute(insert(unanswered).values(question=unanswered_question, session_id=session_id,
-                                                       channel=channel, created_at=stamp))
+                conn.execute(unanswered.insert().values(question=unanswered_question, session_id=session_id,
+                                                        channel=channel, created_at=stamp))
         return reply_id
 
-    @staticmethod
-    def _bump(conn: Connection, day: str, kind: str) -> None:
-        values = {"day": day, "kind": kind, "count": 1}
-        if conn.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as upsert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
-        stmt = upsert(daily_counts).values(**values)
-        conn.execute(stmt.on_conflict_do_update(index_elements=["day", "kind"],
-                                                set_={"count": daily_counts.c.count + 1}))
-
     def record_unanswered(self, question: str, session_id: str | None, channel: str) -> None:
-        """Remember a question the articles could not answer (redacted), for staff."""
+        """Remember a (redacted) question the articles could not answer, for staff."""
         with self._tx() as conn:
-            conn.execute(insert(unanswered).values(question=question, session_id=session_id, channel=channel,
-                                                   created_at=now()))
+            conn.execute(unanswered.insert().values(question=question, session_id=session_id, channel=channel,
+                                                    created_at=now()))
 
     def add_feedback(self, reply_id: str, rating: Literal["up", "down"], comment: str | None) -> bool:
-        """Attach a rating to a reply; False when the reply is unknown."""
+        """Attach a rating (and a redacted comment) to a reply; False when the reply is unknown."""
+        if rating not in ("up", "down"):
+            raise ValueError(f"rating must be 'up' or 'down', not {rating!r}")
         with self._tx() as conn:
             bot = conn.execute(select(turns.c.id, turns.c.session_id, turns.c.kind, turns.c.text)
                                .where(turns.c.reply_id == reply_id)).first()
             if bot is None:
                 return False
-            question = conn.execute(select(turns.c.text).where(turns.c.session_id == bot.session_id,
-                                                               turns.c.id < bot.id, turns.c.role == "user")
-                                    .order_by(turns.c.id.desc()).limit(1)).scalar()
-            conn.execute(insert(feedback).values(reply_id=reply_id, rating=rating, comment=comment,
-                                                 reply_kind=bot.kind, reply_text=bot.text, question=question,
-                                                 created_at=now()))
+            question = conn.scalar(select(turns.c.text)
+                                   .where(turns.c.session_id == bot.session_id, turns.c.id < bot.id,
+                                          turns.c.role == "user")
+                                   .order_by(turns.c.id.desc()).limit(1))
+            conn.execute(feedback.insert().values(reply_id=reply_id, rating=rating, comment=comment,
+                                                  reply_kind=bot.kind, reply_text=bot.text, question=question,
+                                                  created_at=now()))
         return True
 
-    # -- staff views ---------------------------------------------------------------------------------
+    # -- staff views -----------------------------------------------------------------------------------------------
     def list_unanswered(self, *, include_handled: bool = False, limit: int = 500) -> list[dict[str, Any]]:
         """Unanswered questions, newest first."""
         q = select(unanswered).order_by(unanswered.c.id.desc()).limit(limit)
         if not include_handled:
             q = q.where(unanswered.c.handled.is_(False))
-        with self._tx() as conn:
-            return [{"id": r.id, "question": r.question, "channel": r.channel, "handled": r.handled,
-                     "created_at": _aware(r.created_at).isoformat()} for r in conn.execute(q)]  # type: ignore[union-attr]
+        with self._tx(write=False) as conn:
+            rows = conn.execute(q).all()
+        return [{"id": r.id, "question": r.question, "channel": r.channel, "handled": bool(r.handled),
+                 "created_at": _iso(r.created_at)} for r in rows]
 
     def mark_unanswered_handled(self, ids: list[int]) -> int:
-        """Mark questions as handled; returns how many changed."""
+        """Mark questions as handled; how many changed."""
         with self._tx() as conn:
-            return conn.execute(update(unanswered).where(unanswered.c.id.in_(ids)).values(handled=True)).rowcount
+            return conn.execute(update(unanswered).where(unanswered.c.id.in_(ids), unanswered.c.handled.is_(False))
+                                .values(handled=True)).rowcount
 
     def list_feedback(self, *, rating: str | None = "down", include_handled: bool = False,
                       limit: int = 200) -> list[dict[str, Any]]:
-        """Feedback, newest first (thumbs-down by default)."""
+        """Feedback, newest first (thumbs-down by default; rating=None for all)."""
         q = select(feedback).order_by(feedback.c.id.desc()).limit(limit)
         if rating:
             q = q.where(feedback.c.rating == rating)
         if not include_handled:
             q = q.where(feedback.c.handled.is_(False))
-        with self._tx() as conn:
-            return [{"id": r.id, "rating": r.rating, "comment": r.comment, "reply_kind": r.reply_kind,
-                     "reply_text": r.reply_text, "question": r.question, "handled": r.handled,
-                     "created_at": _aware(r.created_at).isoformat()} for r in conn.execute(q)]  # type: ignore[union-attr]
+        with self._tx(write=False) as conn:
+            rows = conn.execute(q).all()
+        return [{"id": r.id, "rating": r.rating, "comment": r.comment, "reply_kind": r.reply_kind,
+                 "reply_text": r.reply_text, "question": r.question, "handled": bool(r.handled),
+                 "created_at": _iso(r.created_at)} for r in rows]
 
     def mark_feedback_handled(self, ids: list[int]) -> int:
-        """Mark feedback as handled; returns how many changed."""
+        """Mark feedback as handled; how many changed."""
         with self._tx() as conn:
-            return conn.execute(update(feedback).where(feedback.c.id.in_(ids)).values(handled=True)).rowcount
+            return conn.execute(update(feedback).where(feedback.c.id.in_(ids), feedback.c.handled.is_(False))
+                                .values(handled=True)).rowcount
 
     def daily_counts(self, days: int = 30) -> list[dict[str, Any]]:
-        """Replies per day and kind for the last `days` days (kept through retention purges)."""
+        """Replies per UTC day and kind for the last `days` days, today included (kept through purges)."""
         first = (now() - timedelta(days=days - 1)).strftime("%Y-%m-%d")
-        with self._tx() as conn:
+        with self._tx(write=False) as conn:
             rows = conn.execute(select(daily_counts).where(daily_counts.c.day >= first)
-                                .order_by(daily_counts.c.day, daily_counts.c.kind))
-            return [{"date": r.day, "kind": r.kind, "count": r.count} for r in rows]
+                                .order_by(daily_counts.c.day, daily_counts.c.kind)).all()
+        return [{"date": r.day, "kind": r.kind, "count": r.count} for r in rows]
 
     def purge(self, retention_days: int) -> dict[str, int]:
-        """Delete stored text older than the retention period; the daily counts stay."""
+        """Delete stored text and Messenger state older than the retention period; the daily counts stay."""
         cutoff = now() - timedelta(days=retention_days)
+        threads = messenger_threads.c
         with self._tx() as conn:
+            def gone(table: sa.Table, *where: Any) -> int:
+                return int(conn.execute(delete(table).where(*where)).rowcount)
+
             out = {
-                "turns": conn.execute(delete(turns).where(turns.c.created_at < cutoff)).rowcount,
-                "unanswered": conn.execute(delete(unanswered).where(unanswered.c.created_at < cutoff)).rowcount,
-                "feedback": conn.execute(delete(feedback).where(feedback.c.created_at < cutoff)).rowcount,
-                "messenger_mids": conn.execute(delete(messenger_mids)
-                                               .where(messenger_mids.c.created_at < cutoff)).rowcount,
-                "messenger_threads": conn.execute(delete(messenger_threads)
-                                                  .where(messenger_threads.c.last_seen < cutoff)).rowcount,
+                "turns": gone(turns, turns.c.created_at < cutoff),
+                "unanswered": gone(unanswered, unanswered.c.created_at < cutoff),
+                "feedback": gone(feedback, feedback.c.created_at < cutoff),
+                "messenger_mids": gone(messenger_mids, messenger_mids.c.created_at < cutoff),
+                # A thread only ever put on hold (no last_seen) goes once its hold has lapsed long enough.
+                "messenger_threads": gone(messenger_threads, or_(threads.last_seen < cutoff, and_(
+                    threads.last_seen.is_(None), or_(threads.human_until.is_(None), threads.human_until < cutoff)))),
             }
-            out["sessions"] = conn.execute(delete(sessions).where(sessions.c.last_seen < cutoff)).rowcount
+            # After the turns: a session idle past retention has no turns left; newer sessions keep theirs.
+            out["sessions"] = gone(sessions, sessions.c.last_seen < cutoff)
         return out
 
     def counts(self) -> dict[str, int]:
         """Row counts per table (for tests and the staff console)."""
-        with self._tx() as conn:
-            return {t.name: int(conn.execute(select(func.count()).select_from(t)).scalar() or 0)
-                    for t in (sessions, turns, feedback, unanswered, messenger_mids)}
+        with self._tx(write=False) as conn:
+            return {t.name: int(conn.scalar(select(func.count()).select_from(t)) or 0)
+                    for t in metadata.sorted_tables}
 
-    # -- Messenger -----------------------------------------------------------------------------------
+    # -- Messenger -------------------------------------------------------------------------------------------------
     def claim_message(self, mid: str) -> bool:
         """True the first time a Messenger message id is seen (across restarts and workers), else False."""
-        try:
-            with self._tx() as conn:
-                conn.execute(insert(messenger_mids).values(mid=mid, created_at=now()))
-            return True
-        except IntegrityError:
-            return False
+        # Ids past the column width are stored hashed rather than failing (a failure means "do not answer").
+        key = mid if len(mid) <= 255 else "sha256:" + hashlib.sha256(mid.encode()).hexdigest()
+        with self._tx() as conn:
+            # The primary key decides: a concurrent duplicate waits for the winner, then inserts nothing.
+            # RETURNING, not rowcount: psycopg reports -1 as the rowcount of INSERT ... ON CONFLICT.
+            stmt = (self._insert(messenger_mids).values(mid=key, created_at=now()).on_conflict_do_nothing()
+                    .returning(messenger_mids.c.mid))
+            return conn.execute(stmt).first() is not None
 
     def thread_state(self, psid_hash: str) -> dict[str, Any]:
-        """A Messenger thread's last activity, human hold and session id."""
-        with self._tx() as conn:
+        """A Messenger thread's last activity, human hold (UTC) and session id; Nones for a new thread."""
+        with self._tx(write=False) as conn:
             row = conn.execute(select(messenger_threads).where(messenger_threads.c.psid_hash == psid_hash)).first()
         if row is None:
             return {"last_seen": None, "human_until": None, "session_id": None}
-        return {"last_seen": _aware(row.last_seen), "human_until": _aware(row.human_until),
-                "session_id": row.session_id}
-
-    def _upsert_thread(self, psid_hash: str, **values: Any) -> None:
-        with self._tx() as conn:
-            changed = conn.execute(update(messenger_threads).where(messenger_threads.c.psid_hash == psid_hash)
-                                   .values(**values)).rowcount
-            if not changed:
-                try:
-                    with conn.begin_nested():
-                        conn.execute(insert(messenger_threads).values(psid_hash=psid_hash, **values))
-                except IntegrityError:  # another worker inserted it first
-                    conn.execute(update(messenger_threads).where(messenger_threads.c.psid_hash == psid_hash)
-                                 .values(**values))
+        return {"last_seen": _utc(row.last_seen), "human_until": _utc(row.human_until), "session_id": row.session_id}
 
     def touch_thread(self, psid_hash: str, session_id: str | None = None) -> datetime | None:
-        """Record activity now (and the session id); returns the previous activity time."""
-        previous = self.thread_state(psid_hash)["last_seen"]
+        """Record activity now (and the session id, if given); the previous activity time."""
         values: dict[str, Any] = {"last_seen": now()}
         if session_id is not None:
             values["session_id"] = session_id
-        self._upsert_thread(psid_hash, **values)
-        return previous
+        with self._tx() as conn:
+            previous = conn.scalar(select(messenger_threads.c.last_seen)
+                                   .where(messenger_threads.c.psid_hash == psid_hash).with_for_update())
+            self._upsert(conn, messenger_threads, {"psid_hash": psid_hash}, values)
+        return _utc(previous)
 
     def set_human_until(self, psid_hash: str, until: datetime | None) -> None:
-        """Keep the bot silent for this thread until `until` (None: the bot may answer again)."""
-        self._upsert_thread(psid_hash, human_until=until)
+        """Keep the bot silent in this thread until `until` (naive means UTC; None lets the bot answer again)."""
+        if until is not None:
+            until = until.replace(tzinfo=UTC) if until.tzinfo is None else until.astimezone(UTC)
+        with self._tx() as conn:
+            self._upsert(conn, messenger_threads, {"psid_hash": psid_hash}, {"human_until": until})
 
     def close(self) -> None:
-        """Release connections."""
+        """Release every pooled connection."""
         self.engine.dispose()
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _iso(value: datetime | None) -> str | None:
+    stamp = _utc(value)
+    return stamp.isoformat() if stamp else None
+
+
+def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+    # Take BEGIN away from the sqlite3 module (Python 3.11 skips it for DDL and SELECT): see _sqlite_begin.
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
-    # WAL lets readers and one writer work at once; NORMAL sync is durable across process crashes.
-    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=15000")  # wait for another worker's write instead of failing at once
+    # WAL lets readers and one writer work at once; NORMAL sync is durable across process crashes in WAL.
+    # WAL persists in the file, but switching a fresh file while another worker does the same is refused at
+    # once ("database is locked": the busy timeout does not apply), so retry briefly.
+    for attempt in range(50):
+        try:
+            if cur.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cur.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError:
+            if attempt == 49:
+                raise
+            time.sleep(0.05)
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=15000")
     cur.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # Writers take the write lock up front: a deferred transaction that reads and then writes can fail with
+    # SQLITE_BUSY at once (busy_timeout does not apply to upgrading a stale read snapshot).
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("store_write") else "BEGIN")
