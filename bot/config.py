@@ -36,7 +36,8 @@ class Settings(BaseSettings):
     llm_model: str = "gemma3"
     llm_base_url: str | None = None
     llm_api_key: SecretStr | None = None
-    llm_timeout: float = 20.0
+    # Under REQUEST_TIMEOUT: a slow model must fall back to the extractive answer before the request gives up.
+    llm_timeout: float = 8.0
     messenger_verify_token: SecretStr | None = None
     messenger_app_secret: SecretStr | None = None
     messenger_page_access_token: SecretStr | None = None
@@ -69,6 +70,13 @@ class Settings(BaseSettings):
         return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
+    def _known_llm_provider(self) -> Settings:
+        # A typo in LLM_PROVIDER stops the start-up here, instead of every reply falling back quietly.
+        if self.answer_mode == "llm" and self.llm_provider not in LLM_PROVIDERS:
+            raise ValueError(f"Unknown LLM_PROVIDER {self.llm_provider!r}: use one of {', '.join(LLM_PROVIDERS)}")
+        return self
+
+    @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:
         if self.env != "production":
             return self
@@ -96,6 +104,9 @@ class Settings(BaseSettings):
         """The staff token, or None when it is not configured."""
         value = self.staff_token.get_secret_value() if self.staff_token else ""
         return value or None
+
+
+LLM_PROVIDERS = ("openai", "ollama")
 
 
 def _is_placeholder(secret: SecretStr | None) -> bool:
