@@ -135,11 +135,14 @@ def _open_store(settings: Settings) -> Any:
 
 
 def _make_llm(settings: Settings, embedder: Embedder) -> Any:
+    """The verified LLM composer when ANSWER_MODE=llm (an unknown LLM_PROVIDER stops the start-up)."""
     if settings.answer_mode != "llm":
         return None
-    from bot.llm_answer import make_llm_answerer
+    # Imported only in this mode: extractive deployments never load the LangChain chat integrations.
+    from bot.llm import LLMComposer, make_chat_model
+    from bot.verifier import Verifier
 
-    return make_llm_answerer(settings, embedder)
+    return LLMComposer(make_chat_model(settings), Verifier(embedder.embed), timeout=settings.llm_timeout)
 
 
 def create_app(settings: Settings | None = None, *, embedder: Embedder | None = None,

@@ -8,20 +8,27 @@ import re
 import secrets
 import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bot import intents, metrics, safety
-from bot.answer import Composed, compose, holds_slot
+from bot.answer import Composed, article_phrase, compose, holds_slot
 from bot.config import ClinicProfile, Settings
 from bot.embeddings import BatchingEmbedder
 from bot.index import IndexUnavailable
 from bot.retrieval import LiveRetriever, Retrieval, tokenize
 from bot.sentences import split_sentences
-from bot.types import Action, IncomingMessage, Reply, ReplyTrace, Session
+from bot.types import Action, Citation, IncomingMessage, Reply, ReplyTrace, Session
+
+if TYPE_CHECKING:
+    from bot.llm import LLMComposer
 
 log = logging.getLogger(__name__)
+
+OnSentence = Callable[[str], Awaitable[None]]
+# The model reads the best three passages, the same ones the extractive composer picks from.
+LLM_PASSAGES = 3
 
 SLOT_PHRASES = {
     "price": "prices or fees", "hours": "opening hours", "insurance": "insurance details",
@@ -34,9 +41,16 @@ _FOLLOW_UP = re.compile(r"\b(it|its|it's|that|this|they|them|their|those|these|t
                         r"^(and|also|so|but|what about|how about|why|more|tell me more|explain)\b", re.I)
 
 
+# Markup is never a question: a pasted <script> block or tag would otherwise steer retrieval ("script",
+# "alert") and be stored. Only real tag shapes (a letter, / or ! after "<"), so "<3" and "a < b" stay.
+_MARKUP_BLOCK = re.compile(r"<(script|style)\b[^>]*>.*?(?:</\1\s*>|$)", re.I | re.S)
+_TAG = re.compile(r"</?[A-Za-z!][^<>]*>")
+
+
 def normalise(text: str) -> str:
-    """NFKC, no control characters, single spaces: what every rule and the retriever sees."""
+    """NFKC, no markup or control characters, single spaces: what every rule and the retriever sees."""
     text = unicodedata.normalize("NFKC", text)
+    text = _TAG.sub(" ", _MARKUP_BLOCK.sub(" ", text))
     text = "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in text)
     return re.sub(r"\s+", " ", text).strip()
 
@@ -45,7 +59,7 @@ class Chatbot:
     """The core: decides every reply; channels only translate."""
 
     def __init__(self, settings: Settings, clinic: ClinicProfile, embedder: BatchingEmbedder,
-                 retriever: LiveRetriever, store: Any | None, llm: Any | None = None) -> None:
+                 retriever: LiveRetriever, store: Any | None, llm: LLMComposer | None = None) -> None:
         self.settings = settings
         self.clinic = clinic
         self.embedder = embedder
@@ -54,13 +68,14 @@ class Chatbot:
         self.llm = llm
 
     # -- the entry point channels use ------------------------------------------------------------
-    async def respond(self, message: IncomingMessage) -> Reply:
+    async def respond(self, message: IncomingMessage, on_sentence: OnSentence | None = None) -> Reply:
         """Open the session, reply, remember the exchange (redacted); never fails because the database did."""
-        reply, remember = await self.respond_then_remember(message)
+        reply, remember = await self.respond_then_remember(message, on_sentence)
         await remember()
         return reply
 
-    async def respond_then_remember(self, message: IncomingMessage) -> tuple[Reply, Callable[[], Awaitable[None]]]:
+    async def respond_then_remember(self, message: IncomingMessage, on_sentence: OnSentence | None = None,
+                                    ) -> tuple[Reply, Callable[[], Awaitable[None]]]:
         """The reply now, and the write that stores it (redacted) for the caller to run once it has answered.
 
         The web channel sends the reply first and runs the write as the request's background task, which
@@ -69,7 +84,7 @@ class Chatbot:
         text = normalise(message.text)
         vec_task = self.embedder.submit(text) if text else None
         session = await self._open_session(message)
-        reply = await self.reply(message, session, first_vector=vec_task)
+        reply = await self.reply(message, session, first_vector=vec_task, on_sentence=on_sentence)
         reply.session_id = session.id
         reply.reply_id = secrets.token_urlsafe(16) if self.store is not None else None
 
@@ -80,20 +95,52 @@ class Chatbot:
         return reply, remember
 
     async def stream(self, message: IncomingMessage) -> AsyncIterator[tuple[str, Any]]:
-        """The reply as ("sentence", text) events, then ("reply", Reply)."""
-        reply = await self.respond(message)
-        for sentence in split_sentences(reply.reply):
-            yield "sentence", sentence
-        yield "reply", reply
+        """The reply as ("sentence", text) events, then ("reply", Reply).
+
+        In LLM mode the sentences are the verified ones, sent as the verifier accepts them; the closing
+        Reply is the one /chat gives (the extractive answer if the model's fell short), and channels show it
+        in place of what was streamed. Otherwise the finished reply is split into sentences.
+        """
+        if not self._llm_on():
+            reply = await self.respond(message)
+            for sentence in split_sentences(reply.reply):
+                yield "sentence", sentence
+            yield "reply", reply
+            return
+        queue: asyncio.Queue[str] = asyncio.Queue()
+
+        async def emit(sentence: str) -> None:
+            await queue.put(sentence)
+
+        task = asyncio.create_task(self.respond(message, on_sentence=emit))
+        try:
+            streamed = False
+            while not (task.done() and queue.empty()):
+                getter = asyncio.ensure_future(queue.get())
+                await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    streamed = True
+                    yield "sentence", getter.result()
+                else:
+                    getter.cancel()
+            reply = task.result()
+            if not streamed:  # not an LLM answer (triage, handoff...): stream it the plain way
+                for sentence in split_sentences(reply.reply):
+                    yield "sentence", sentence
+            yield "reply", reply
+        finally:
+            if not task.done():  # the client went away: the reply is still finished and remembered
+                await asyncio.shield(task)
 
     # -- the decision ----------------------------------------------------------------------------
     async def reply(self, message: IncomingMessage, session: Session,
-                    first_vector: asyncio.Future[np.ndarray] | None = None) -> Reply:
+                    first_vector: asyncio.Future[np.ndarray] | None = None,
+                    on_sentence: OnSentence | None = None) -> Reply:
         """Decide the reply to one message in a session (pure of storage)."""
         text = normalise(message.text)
         trace = ReplyTrace()
         try:
-            reply = await self._decide(text, session, trace, first_vector)
+            reply = await self._decide(text, session, trace, first_vector, on_sentence)
         finally:
             if first_vector is not None and not first_vector.done():
                 first_vector.cancel()
@@ -102,7 +149,7 @@ class Chatbot:
         return reply
 
     async def _decide(self, text: str, session: Session, trace: ReplyTrace,
-                      first_vector: asyncio.Future[np.ndarray] | None) -> Reply:
+                      first_vector: asyncio.Future[np.ndarray] | None, on_sentence: OnSentence | None) -> Reply:
         triaged = safety.triage(text)
         if triaged is not None:
             trace.reason, trace.emergency_category = "emergency", triaged.category
@@ -147,8 +194,13 @@ class Chatbot:
             note = f"{safety.DIAGNOSIS_NOTE} " if safety.asks_diagnosis(text) else ""
             return self._handoff(f"{note}I'm sorry, I couldn't find that in our clinic's articles, so I can't "
                                  f"answer it here. {self._call_line()}", record=True, question=question)
+        notes = []
+        if safety.asks_diagnosis(text):
+            notes.append(safety.DIAGNOSIS_NOTE)
+        if safety.asks_outcome_promise(text):
+            notes.append(safety.OUTCOME_NOTE)
         try:
-            composed = await self._compose(used, qvec, found, trace, question)
+            composed = await self._compose(used, qvec, found, trace, question, notes, on_sentence)
         except IndexUnavailable:
             return self._unavailable(trace)
         if not composed.text:
@@ -156,11 +208,6 @@ class Chatbot:
             return self._handoff("I'm sorry, I couldn't find that in our clinic's articles, so I can't answer "
                                  f"it here. {self._call_line()}", record=True, question=question)
         trace.reason, trace.sentences = "answer", composed.sentences
-        notes = []
-        if safety.asks_diagnosis(text):
-            notes.append(safety.DIAGNOSIS_NOTE)
-        if safety.asks_outcome_promise(text):
-            notes.append(safety.OUTCOME_NOTE)
         # The note comes first: a patient asking "do I have X?" reads the honest limit before the article.
         body = " ".join([*notes, composed.text,
                          f"If you'd like to book a session, you can call us at {self.clinic.phone}."])
@@ -187,7 +234,7 @@ class Chatbot:
         return found, vec, question
 
     async def _compose(self, question: str, qvec: np.ndarray, found: Retrieval, trace: ReplyTrace,
-                       original: str) -> Composed:
+                       original: str, notes: list[str], on_sentence: OnSentence | None) -> Composed:
         retriever = self.retriever.current()
         assert retriever is not None
         ids = [p.id for p in found.passages[:3]]
@@ -197,9 +244,43 @@ class Chatbot:
                    else await asyncio.to_thread(reader.sentence_vectors, ids))
         focus = await self.embedder.embed_one(original) if original != question else None
         extractive = compose(question, qvec, found, vectors, retriever.lexical.rare_weight, focus=focus)
-        if self.llm is None or self.settings.answer_mode != "llm":
+        if not self._llm_on():
             return extractive
-        return await self.llm.answer(question, found, extractive, trace)
+        return await self._compose_llm(question, found, extractive, trace, notes, on_sentence)
+
+    def _llm_on(self) -> bool:
+        return self.llm is not None and self.settings.answer_mode == "llm"
+
+    async def _compose_llm(self, question: str, found: Retrieval, extractive: Composed, trace: ReplyTrace,
+                           notes: list[str], on_sentence: OnSentence | None) -> Composed:
+        """The model's answer, verified sentence by sentence; the extractive one when too little survives."""
+        assert self.llm is not None
+        passages = found.passages[:LLM_PASSAGES]
+        stream = self.llm.stream(question, passages)
+        lead_sent = False
+        async for sentence in stream:
+            if on_sentence is not None:
+                if not lead_sent:  # the notes open the reply, as they do in the finished one
+                    for note in notes:
+                        await on_sentence(note)
+                    lead_sent = True
+                await on_sentence(sentence)
+        result = stream.result
+        if result is None:
+            return extractive
+        trace.llm_dropped = result.dropped
+        if result.dropped:
+            metrics.LLM_DROPPED.inc(result.dropped)
+        if result.fallback_reason is not None or not result.sentences:
+            reason = result.fallback_reason or "too_little_supported"
+            trace.llm_fallback = reason
+            metrics.LLM_FALLBACKS.labels(reason).inc()
+            return extractive
+        citations = [Citation(title=p.title, source=p.source, url=p.url, snippet=p.text[:200])
+                     for p in result.passages]
+        lead = article_phrase(result.passages[0].title) if result.passages else "our articles"
+        text = f"From {lead}: {result.text}"
+        return Composed(text=text, sentences=result.sentences, citations=citations, passages=result.passages)
 
     # -- fixed framing ---------------------------------------------------------------------------
     def _unavailable(self, trace: ReplyTrace) -> Reply:
