@@ -138,5 +138,5 @@ def _render(pool: list[Passage], vectors: dict[str, SentenceVectors], chosen: li
         sentences.extend(texts)
         first = rows[0][0]
         used.extend(p for p, _ in rows if p not in used)
-        citations.append(Citation(title=title, source=first.source, url=first.url, snippet=texts[0][:200]))
+        citations.append(Citation(title=title, source=first.source, url=first.href, snippet=texts[0][:200]))
     return Composed(text=" ".join(parts), sentences=sentences, citations=citations, passages=used)

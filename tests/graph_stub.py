@@ -1,0 +1,158 @@
+"""A stand-in for Meta's Graph API: a real HTTP server on loopback that records every call.
+
+It answers like the Send API (`{recipient_id, message_id}`), pass_thread_control (`{success: true}`) and the
+Messenger profile (`{result: "success"}`), and can be told to fail: a status N times (optionally only for
+calls that match), be slow, or drop every connection ("down").
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Call:
+    """One request the stub received (and what it answered)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+    status: int = 200
+
+    @property
+    def message(self) -> dict[str, Any] | None:
+        """The Send API `message`, when this call sent one."""
+        return self.body.get("message") if isinstance(self.body, dict) else None
+
+    @property
+    def recipient(self) -> str | None:
+        """The PSID the call was for."""
+        if isinstance(self.body, dict) and isinstance(self.body.get("recipient"), dict):
+            return self.body["recipient"].get("id")
+        return None
+
+
+@dataclass
+class _Failure:
+    remaining: int
+    status: int
+    body: dict[str, Any]
+    match: Callable[[Call], bool] | None
+
+
+@dataclass
+class GraphStub:
+    """Start with `start()`; `url` goes into GRAPH_API_BASE."""
+
+    delay: float = 0.0
+    down: bool = False
+    calls: list[Call] = field(default_factory=list)
+    _failures: list[_Failure] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def start(self) -> GraphStub:
+        """Serve on a free loopback port in a daemon thread."""
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                stub._serve(self)
+
+            do_GET = do_POST
+            do_DELETE = do_POST
+
+            def log_message(self, *args: Any) -> None:  # keep test output quiet
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self.server.shutdown()
+        self.server.server_close()
+
+    def fail(self, times: int, status: int = 500, *, error: dict[str, Any] | None = None,
+             match: Callable[[Call], bool] | None = None) -> None:
+        """Answer the next `times` (matching) calls with `status` and a Graph error body."""
+        body = {"error": error or {"message": "stub failure", "type": "OAuthException", "code": 2,
+                                   "fbtrace_id": "stub"}}
+        with self._lock:
+            self._failures.append(_Failure(times, status, body, match))
+
+    # -- what was called ----------------------------------------------------------------------------
+    def ok_calls(self) -> list[Call]:
+        """Calls that were answered 200."""
+        with self._lock:
+            return [c for c in self.calls if c.status == 200]
+
+    def sent(self, psid: str | None = None) -> list[dict[str, Any]]:
+        """Messages delivered (200) by the Send API, optionally to one PSID, in order."""
+        return [c.message for c in self.ok_calls()
+                if c.message is not None and (psid is None or c.recipient == psid)]
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+        """Poll until predicate() is true, or fail the test."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"timed out after {timeout}s; calls: {[(c.path, c.status) for c in self.calls]}")
+
+    # -- serving ------------------------------------------------------------------------------------
+    def _serve(self, handler: BaseHTTPRequestHandler) -> None:
+        if self.down:  # like a network failure: the connection closes without an answer
+            handler.close_connection = True
+            handler.connection.close()
+            return
+        parts = urlsplit(handler.path)
+        length = int(handler.headers.get("content-length") or 0)
+        raw = handler.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode("utf-8", "replace")
+        call = Call(handler.command, parts.path, {k: v[-1] for k, v in parse_qs(parts.query).items()}, body)
+        if self.delay:
+            time.sleep(self.delay)
+        status, answer = 200, self._answer(call)
+        with self._lock:
+            for failure in self._failures:
+                if failure.remaining > 0 and (failure.match is None or failure.match(call)):
+                    failure.remaining -= 1
+                    status, answer = failure.status, failure.body
+                    break
+            call.status = status
+            self.calls.append(call)
+        data = json.dumps(answer).encode()
+        handler.send_response(status)
+        handler.send_header("content-type", "application/json")
+        handler.send_header("content-length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    def _answer(self, call: Call) -> dict[str, Any]:
+        if call.path.endswith("/messages"):
+            if call.message is None:
+                return {"recipient_id": call.recipient}
+            return {"recipient_id": call.recipient, "message_id": f"m_stub_{next(self._ids)}"}
+        if call.path.endswith("/pass_thread_control") or call.path.endswith("/take_thread_control"):
+            return {"success": True}
+        if call.path.endswith("/messenger_profile"):
+            return {"result": "success"}
+        return {}
