@@ -173,11 +173,10 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     app.state.clinic = clinic
     app.state.runtime = runtime
 
-    from bot.channels import web
+    from bot.channels import articles, messenger, staff, web, widget
 
-    app.include_router(web.router)
-    for name in ("widget", "staff", "messenger"):
-        _include_optional(app, name)
+    for channel in (web, widget, articles, staff, messenger):
+        app.include_router(channel.router)
 
     @app.get("/health", tags=["ops"])
     async def health() -> JSONResponse:
@@ -208,18 +207,6 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
                        max_age=600)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
     return app
-
-
-def _include_optional(app: FastAPI, name: str) -> None:
-    import importlib
-
-    try:
-        module = importlib.import_module(f"bot.channels.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"bot.channels.{name}":
-            raise
-        return
-    app.include_router(module.router)
 
 
 def _explain(errors: Any) -> str:

@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     knowledge_dir: Path = Path("./knowledge")
     staff_token: SecretStr | None = None
+    # This service's public address (https://bot.example.org): Messenger's "Source:" lines link to its
+    # /articles pages only when it is set, since a Page conversation has no origin to resolve them against.
+    public_url: str | None = None
     allowed_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["http://127.0.0.1:8000", "http://localhost:8000"]
     )
@@ -64,7 +67,7 @@ class Settings(BaseSettings):
             return [o.strip() for o in value.split(",") if o.strip()]
         return value
 
-    @field_validator("chroma_host", "database_url", "redis_url", "llm_base_url", mode="before")
+    @field_validator("chroma_host", "database_url", "redis_url", "llm_base_url", "public_url", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

@@ -38,6 +38,11 @@ class Passage:
     dense_score: float = 0.0
     bm25_score: float = 0.0
 
+    @property
+    def href(self) -> str:
+        """The article's published URL, else its page on this service (/articles/<file name>)."""
+        return self.url or "/articles/" + self.source.rsplit("/", 1)[-1].removesuffix(".md")
+
 
 @dataclass
 class Turn:

@@ -164,7 +164,7 @@ async def search(body: SearchRequest, runtime: RuntimeDep, _staff: StaffDep, _li
     """Staff look-up: the passages the bot would answer from, best first, with scores."""
     found = await runtime.search(body.query, body.k)
     return SearchResponse(
-        results=[SearchResult(title=p.title, source=p.source, url=p.url, section=p.section, text=p.text,
+        results=[SearchResult(title=p.title, source=p.source, url=p.href, section=p.section, text=p.text,
                               score=p.score, dense_score=p.dense_score, bm25_score=p.bm25_score)
                  for p in found.passages],
         grounded=found.grounded, confidence=round(found.confidence, 4))

@@ -1,0 +1,232 @@
+"""The staff console: the /staff page and its bearer-token API (ask as a patient, unanswered, feedback, stats)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Response, status
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field, StrictStr, field_validator
+
+from bot.deps import RuntimeDep, SettingsDep, StaffDep
+from bot.ratelimit import StaffLimit
+from bot.types import IncomingMessage, Reply, Session
+
+router = APIRouter()
+STATIC = Path(__file__).resolve().parent.parent / "static"
+KINDS = ("answer", "handoff", "emergency", "booking", "smalltalk")
+# Two questions at or above this cosine are "the same question" for the staff list.
+SIMILAR = 0.75
+STORE_DOWN = "The database is not answering right now; try again in a minute (GET /health shows its state)."
+
+
+class AskRequest(BaseModel):
+    """A question asked as a patient would ask it; nothing is stored."""
+
+    message: StrictStr = Field(min_length=1, examples=["What is the psoas?"])
+
+    @field_validator("message")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if "\x00" in value or not value.strip():
+            raise ValueError("message must be some text (not empty, no NUL characters)")
+        return value
+
+
+class HandledRequest(BaseModel):
+    """The ids to mark as handled."""
+
+    ids: list[int] = Field(min_length=1, max_length=1000, examples=[[1, 2, 3]])
+
+
+class UnansweredGroup(BaseModel):
+    """Similar unanswered questions: one representative, how often and when last asked."""
+
+    question: str
+    count: int
+    last_seen: str
+    ids: list[int]
+    variants: list[str]
+
+
+class UnansweredResponse(BaseModel):
+    """Unanswered questions grouped by similarity, most asked first."""
+
+    groups: list[UnansweredGroup]
+    total: int
+
+
+class FeedbackItem(BaseModel):
+    """One thumbs-down on a reply, with the question it answered and the patient's comment."""
+
+    id: int
+    rating: str
+    comment: str | None
+    reply_kind: str | None
+    reply_text: str | None
+    question: str | None
+    created_at: str
+
+
+class FeedbackResponse(BaseModel):
+    """Thumbs-down replies, newest first."""
+
+    items: list[FeedbackItem]
+
+
+class DayCounts(BaseModel):
+    """Replies on one day, per kind."""
+
+    date: str
+    answer: int = 0
+    handoff: int = 0
+    emergency: int = 0
+    booking: int = 0
+    smalltalk: int = 0
+    total: int = 0
+
+
+class StatsResponse(BaseModel):
+    """Replies per day and kind for the last 30 days, and the share of questions answered from the articles."""
+
+    days: list[DayCounts]
+    totals: dict[str, int]
+    answered_share: float | None = Field(description="answer / (answer + handoff); null when there were none")
+
+
+async def _store_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+    except Exception as exc:  # StoreUnavailable or a driver error: say so, never a 500
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=STORE_DOWN) from exc
+
+
+def group_questions(rows: list[dict[str, Any]], vectors: np.ndarray,
+                    threshold: float = SIMILAR) -> list[dict[str, Any]]:
+    """Greedy clustering of L2-normalised question vectors (rows newest first); biggest groups first."""
+    groups: list[dict[str, Any]] = []
+    members: list[list[np.ndarray]] = []
+    for row, vec in zip(rows, vectors, strict=True):
+        # A question joins the group holding its closest match (any member, not only the first): paraphrases
+        # of paraphrases stay together.
+        best, best_sim = -1, threshold
+        for n, vecs in enumerate(members):
+            sim = float(np.max(np.stack(vecs) @ vec))
+            if sim >= best_sim:
+                best, best_sim = n, sim
+        if best < 0:
+            groups.append({"question": row["question"], "count": 0, "last_seen": row["created_at"], "ids": [],
+                           "variants": []})
+            members.append([])
+            best = len(groups) - 1
+        members[best].append(vec)
+        group = groups[best]
+        group["count"] += 1
+        group["ids"].append(row["id"])
+        group["last_seen"] = max(group["last_seen"], row["created_at"])
+        text = row["question"]
+        if text != group["question"] and text not in group["variants"] and len(group["variants"]) < 5:
+            group["variants"].append(text)
+    groups.sort(key=lambda g: (-g["count"], _neg_time(g["last_seen"])))
+    return groups
+
+
+def _neg_time(iso: str) -> float:
+    try:
+        return -datetime.fromisoformat(iso).timestamp()
+    except ValueError:
+        return 0.0
+
+
+@router.get("/staff", tags=["staff"], response_class=HTMLResponse)
+async def staff_page() -> HTMLResponse:
+    """The staff console (sign in with the staff token)."""
+    return HTMLResponse((STATIC / "staff.html").read_text(encoding="utf-8"), headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/staff/api/session", tags=["staff"])
+async def staff_session(_staff: StaffDep, _limit: StaffLimit) -> dict[str, bool]:
+    """Check a staff token: 200 when it is right, 401 when not, 503 when STAFF_TOKEN is not set."""
+    return {"ok": True}
+
+
+@router.post("/staff/api/ask", tags=["staff"], response_model=Reply)
+async def staff_ask(body: AskRequest, _staff: StaffDep, runtime: RuntimeDep, settings: SettingsDep,
+                    _limit: StaffLimit) -> Response:
+    """The exact reply a patient would get to this message (a fresh conversation; nothing is stored)."""
+    if len(body.message) > settings.max_message_chars:
+        raise HTTPException(422, detail=f"message is {len(body.message)} characters; the limit is "
+                                        f"{settings.max_message_chars}. Please shorten it.")
+    reply = await runtime.chatbot.reply(IncomingMessage(body.message, channel="staff"), Session(id="staff-preview"))
+    return Response(reply.model_dump_json(), media_type="application/json")
+
+
+@router.get("/staff/api/unanswered", tags=["staff"], response_model=UnansweredResponse)
+async def staff_unanswered(_staff: StaffDep, runtime: RuntimeDep, _limit: StaffLimit) -> UnansweredResponse:
+    """Questions the articles could not answer, grouped by similarity, most asked first."""
+    rows = await _store_call(runtime.store.list_unanswered)
+    if not rows:
+        return UnansweredResponse(groups=[], total=0)
+    texts = [r["question"] for r in rows]
+    unique = list(dict.fromkeys(texts))  # embed each distinct wording once
+    vecs = await asyncio.to_thread(runtime.embedder.embed, unique)
+    by_text = dict(zip(unique, np.asarray(vecs, dtype=np.float32), strict=True))
+    groups = group_questions(rows, np.stack([by_text[t] for t in texts]))
+    return UnansweredResponse(groups=[UnansweredGroup(**g) for g in groups], total=len(rows))
+
+
+@router.post("/staff/api/unanswered/handled", tags=["staff"])
+async def staff_unanswered_handled(body: HandledRequest, _staff: StaffDep, runtime: RuntimeDep,
+                                   _limit: StaffLimit) -> dict[str, int]:
+    """Mark unanswered questions as handled (e.g. an article now covers them)."""
+    return {"handled": await _store_call(runtime.store.mark_unanswered_handled, body.ids)}
+
+
+@router.get("/staff/api/feedback", tags=["staff"], response_model=FeedbackResponse)
+async def staff_feedback(_staff: StaffDep, runtime: RuntimeDep, _limit: StaffLimit) -> FeedbackResponse:
+    """Thumbs-down replies with the question and the patient's comment, newest first."""
+    rows = await _store_call(runtime.store.list_feedback, rating="down")
+    return FeedbackResponse(items=[FeedbackItem(**{k: r.get(k) for k in FeedbackItem.model_fields}) for r in rows])
+
+
+@router.post("/staff/api/feedback/handled", tags=["staff"])
+async def staff_feedback_handled(body: HandledRequest, _staff: StaffDep, runtime: RuntimeDep,
+                                 _limit: StaffLimit) -> dict[str, int]:
+    """Mark feedback as handled."""
+    return {"handled": await _store_call(runtime.store.mark_feedback_handled, body.ids)}
+
+
+@router.post("/staff/api/reindex", tags=["staff"])
+async def staff_reindex(_staff: StaffDep, runtime: RuntimeDep, _limit: StaffLimit) -> dict[str, Any]:
+    """Re-run ingest of KNOWLEDGE_DIR (only changed passages are embedded) and report its counts."""
+    try:
+        report = await asyncio.to_thread(runtime.reindex)
+    except Exception as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
+                            detail=f"Re-index failed ({type(exc).__name__}); the current index stays in use. "
+                                   "Check KNOWLEDGE_DIR and the index store, then try again.") from exc
+    return dict(report.as_dict())
+
+
+@router.get("/staff/api/stats", tags=["staff"], response_model=StatsResponse)
+async def staff_stats(_staff: StaffDep, runtime: RuntimeDep, _limit: StaffLimit) -> StatsResponse:
+    """Replies per day and kind for the last 30 days, and the share answered from the articles."""
+    rows = await _store_call(runtime.store.daily_counts, 30)
+    today = datetime.now(UTC).date()
+    days = {(today - timedelta(days=n)).isoformat(): DayCounts(date=(today - timedelta(days=n)).isoformat())
+            for n in range(29, -1, -1)}
+    totals = dict.fromkeys(KINDS, 0)
+    for row in rows:
+        day, kind, count = row["date"], row["kind"], int(row["count"])
+        if day not in days or kind not in totals:
+            continue
+        setattr(days[day], kind, getattr(days[day], kind) + count)
+        days[day].total += count
+        totals[kind] += count
+    asked = totals["answer"] + totals["handoff"]
+    share = round(totals["answer"] / asked, 4) if asked else None
+    return StatsResponse(days=list(days.values()), totals=totals, answered_share=share)
