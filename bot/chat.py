@@ -276,7 +276,7 @@ class Chatbot:
             trace.llm_fallback = reason
             metrics.LLM_FALLBACKS.labels(reason).inc()
             return extractive
-        citations = [Citation(title=p.title, source=p.source, url=p.url, snippet=p.text[:200])
+        citations = [Citation(title=p.title, source=p.source, url=p.href, snippet=p.text[:200])
                      for p in result.passages]
         lead = article_phrase(result.passages[0].title) if result.passages else "our articles"
         text = f"From {lead}: {result.text}"
