@@ -27,7 +27,9 @@ install-dev: $(VENV)/.dev
 run: install
 	$(BIN)/python -m bot serve --host $(HOST) --port $(PORT)
 
+# tests/services.sh starts PostgreSQL and Redis and installs chromium / docker-compose when missing.
 test: install-dev
+	bash tests/services.sh
 	$(BIN)/python -m pytest
 
 bench: install-dev

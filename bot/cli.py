@@ -120,11 +120,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_messenger_setup(args: argparse.Namespace) -> int:
     """Set the Facebook Page's Messenger profile (greeting, Get Started, ice breakers, menu)."""
-    try:
-        from bot.channels.messenger_setup import main as setup
-    except ModuleNotFoundError:
-        print("error: the Messenger channel is not built yet (see README, Status)", file=sys.stderr)
-        return 2
+    from bot.channels.messenger_setup import main as setup
+
     return setup(args)
 
 

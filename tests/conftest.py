@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import httpx
 import pytest
@@ -29,6 +30,11 @@ def embedder():  # type: ignore[no-untyped-def]
     from bot.embeddings import make_embedder
 
     return make_embedder(Settings())
+
+
+def unavailable(reason: str) -> NoReturn:
+    """A real service the suite needs is missing: fail and say so (never skip into green)."""
+    pytest.fail(f"{reason}; `make test` starts or installs it (tests/services.sh)", pytrace=False)
 
 
 def make_settings(data_dir: Path, **overrides: object):  # type: ignore[no-untyped-def]
