@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -170,3 +171,47 @@ def test_strict_check_catches_what_it_should() -> None:
     assert strict_problems("On average the psoas is about 16 inches long.", psoas) == []
     assert strict_problems("A session costs $100 at Dr. Smith's clinic.", psoas) == [
         "digits 100", "name Dr", "name Smith's", "risky costs", "risky $"]
+
+
+def test_eval_set_through_the_service_reaches_no_invented_fact(llama_server: str, built_index: Path, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """The whole evaluation set, ANSWER_MODE=llm, through the real Chatbot: no reply states what its articles do not."""
+    import shutil
+
+    from bot.api import Runtime
+    from bot.config import load_clinic
+    from bot.evaluate import STRICT_GROUPS, RunResult, llm_figures, load_set, run_conversations, summarise
+    from tests.conftest import make_settings
+
+    data = tmp_path / "data"
+    shutil.copytree(built_index, data)
+    settings = make_settings(data, answer_mode="llm", llm_provider="openai", llm_base_url=llama_server,
+                             llm_model="gemma-3-270m", llm_timeout=30.0)
+    runtime = Runtime(settings, load_clinic(settings.knowledge_dir))
+    runtime.load()
+    assert runtime.chatbot is not None and runtime.chatbot.llm is not None, runtime.error
+    conversations = load_set(Path(__file__).parent / "eval" / "conversations.yaml")
+    result = asyncio.run(run_conversations(runtime.chatbot, conversations, RunResult(mode="llm")))
+
+    passages, _, _ = load_passages(KNOWLEDGE)
+    leaks: list[str] = []
+    llm_answers = 0
+    for reply in result.replies:
+        trace = reply._trace
+        if reply.kind != "answer" or trace is None:
+            continue
+        llm_answers += trace.llm_fallback is None
+        cited = {c.source for c in reply.citations}
+        source = [p for p in passages if p.source in cited]
+        for sentence in trace.sentences:
+            if problems := strict_problems(sentence, source):
+                leaks.append(f"{sentence!r} -> {problems}")
+    groups = summarise(result.outcomes)
+    answers, dropped, fallbacks = llm_figures(result.replies)
+    with capsys.disabled():
+        print(f"\neval set in llm mode: {len(result.replies)} messages, {answers} answers, {llm_answers} from the "
+              f"model, {dropped} sentences dropped, fallbacks {fallbacks}; p50 "
+              f"{statistics.median(result.latencies_ms):.0f} ms; groups {groups}")
+    assert not leaks, "\n".join(leaks)
+    # Triage, handoffs and booking never depend on the model: their groups stay perfect.
+    assert all(groups[g][0] == groups[g][1] for g in STRICT_GROUPS if g in groups), groups
