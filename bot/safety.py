@@ -229,12 +229,19 @@ _DRUGS = (r"ibuprofen|advil|motrin|aleve|naproxen|tylenol|acetaminophen|paraceta
           r"lidocaine|diclofenac|voltaren|meloxicam|celebrex|celecoxib|muscle relax\w*|pain ?killers?|pain relievers?|"
           r"pain meds?|anti ?inflammator\w*|antidepressants?|ssris?|xanax|valium|benzos?|antibiotics?|blood thinners?|"
           r"warfarin|eliquis|insulin|cbd|thc|kratom|sleeping pills?")
+_DOSE = rf"(?:pills|tablets|meds|medications?|medicines?|capsules|doses?|{_DRUGS})"
+# "took way too many of my pain pills", "have taken too much of her medication"; never "too many days off".
+_TOOK = r"(?:took|taken|swallowed|popped|downed|ate)"
+_OF_MY = r"(?:of )?(?:my |his |her |their |the |those |these |our )?"
 OVERDOSE = _rx(
     r"\boverdos(?:e|ed|ing)\b|\b(?:i|he|she|they) (?:odd|od|oded)\b|\bswallowed (?:a |the )?(?:\w+ ){0,2}(?:pills|"
     r"tablets|bottle|meds)",
-    r"\btook (?:too many|too much|way too many|way too much|a bunch of|a handful of|a lot of|all (?:of )?(?:my|the|her|"
-    rf"his)|(?:a|the) whole (?:bottle|pack|box)|double) (?:\w+ ){{0,2}}(?:pills|tablets|meds|medication|medicine|"
-    rf"capsules|{_DRUGS})|\btook (?:[1-9]\d+|a dozen|dozens of) (?:\w+ )?(?:pills|tablets|capsules|{_DRUGS})\b")
+    rf"\b{_TOOK} (?:way |far |much )?(?:too many|too much|a bunch of|a handful of|a lot of|all (?:of )?(?:my|the|"
+    rf"her|his|their)|(?:a|the) whole (?:bottle|pack|box|packet|strip)|double|triple) {_OF_MY}(?:\w+ ){{0,2}}{_DOSE}",
+    rf"\b{_TOOK} (?:[1-9]\d+|a dozen|dozens of) (?:\w+ )?(?:pills|tablets|capsules|{_DRUGS})\b",
+    rf"\b{_TOOK} (?:way |far |a lot )?more {_OF_MY}(?:\w+ ){{0,2}}{_DOSE} than (?:i|he|she|they|we|you) (?:should|"
+    rf"was supposed to|were supposed to|am supposed to|meant to|was told|were told|\w+ prescribed)",
+    rf"\boverdid (?:it )?(?:on|with) {_OF_MY}(?:\w+ ){{0,2}}{_DOSE}")
 SUICIDE = _rx(
     r"\bsuicid\w*|\bself harm\w*|\bkill(?:ing)? myself|\bend(?:ing)? (?:it all|my life|my own life|everything)|"
     r"\btak(?:e|ing) my (?:own )?life|\bwish i (?:was|were) (?:dead|never born|gone)|\bbetter off (?:dead|without me)",
@@ -523,12 +530,18 @@ DIAGNOSIS = _rx(
     r"(?:condition|disease|injury) (?:do|could|might) i\b|\bwhat is wrong\b|\bis (?:it|this|that|my \w+(?: \w+)?) "
     r"(?:serious|bad|dangerous)\b(?! (?:to|for|if)\b)",
     r"\b(?:do|does) (?:you|it|this) (?:think|sound like|look like) (?:i|its|it is|this is|my)\b|\bis (?:it|"
-    r"this) (?:my |a |the )?\w+ or (?:my |a |the )?\w+\b")
+    r"this) (?:my |a |the )?\w+ or (?:my |a |the )?\w+\b",
+    # "is my posture the reason my back hurts": naming the cause of the patient's own pain is a diagnosis.
+    r"\b(?:is|could|might|would|can|may) (?:it|this|that|my \w+(?: \w+)?) (?:be |really )?(?:the |a )?(?:main |real "
+    r"|root )?(?:reason|cause|culprit|source)(?: (?:for|of|why|behind))? (?:my|i|im|it hurts|the pain)\b|\b(?:is|could|"
+    r"might|would) (?:it|this|that|my \w+(?: \w+)?) (?:be )?(?:to blame|behind my)\b")
 MEDICATION = _rx(
     rf"\b(?:{_DRUGS})\b|\bhow (?:much|many) (?:\w+ )?(?:should|can|do) i take\b|\bshould i (?:take|stop taking|keep "
     r"taking|start taking|try taking|be taking) (?:something|anything)\b",
     r"\b(?:medications?|(?<!alternative )(?<!eastern )(?<!western )(?<!chinese )(?<!sports )(?<!holistic )medicines?"
     r"(?! ball)|meds|prescriptions?|dosage|doses?|mg|milligrams?|pills?|tablets?|supplements?|over the counter)\b")
+# Words that name a kind of session ("a massage therapy appointment"), not "the effects of a session".
+_KIND = r"(?:(?!(?:of|after|before|from|since|until|for|in|with|not|no)\b)\w+ ){0,3}"
 _SESSION = r"(?:sessions?|appointments?|appts?|treatments?|visits?|consult\w*|evaluations?|massages?|class(?:es)?)"
 # In priority order: "is there a fee if I cancel" is about cancellation before it is about price.
 _FACTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((slot, _rx(*parts)) for slot, parts in (
@@ -550,8 +563,9 @@ _FACTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((slot, _rx(*parts)) for 
                rf"\bfees?\b|\b(?:your|the|session|hourly|cash|self pay) rates?\b|\bhow much (?:is|are|for|per|does|do|"
                rf"would|will|to) {G3}(?:{_SESSION}|charge|cost|pay|run)\b|\bhow much (?:is|was) (?:it|that)\W*$",
                r"\bexpensive|\bafford\w*|\bout of pocket|\bself pay|\bwhat do you charge|\bdollars?\b")),
-    ("duration", (rf"\bhow long (?:is|are|does|do|will|would|should) (?:a |an |the |each |one |your |my )?(?:first |"
-                  rf"initial |typical |single |average |normal |usual )?{_SESSION}\b|\b{_SESSION} (?:length|duration)",
+    # "how long does a first massage appointment usually last": a kind of session can sit before the noun.
+    ("duration", (rf"\bhow (?:long|much time) (?:is|are|does|do|will|would|should|can) (?:a |an |the |each |one |your "
+                  rf"|my )?{_KIND}{_SESSION}\b|\b{_SESSION} (?:length|duration)",
                   rf"\blength of (?:a |the |each |your |my )?{_SESSION}|\bhow many {_SESSION} (?:do|will|would|should|"
                   rf"does|is|are)\b|\bhow long (?:does|will) it (?:take|last)\W*$|\b(?:\d+|thirty|sixty|ninety) ?"
                   rf"(?:min\w*|hours?) (?:long )?{_SESSION}|\bhow (?:many )?(?:minutes|hours) (?:is|are|does|do) (?:a "
@@ -606,6 +620,18 @@ OUTCOME = _rx(
     r"\b(?:will|would) (?:my|the) (?:\w+ ){0,2}(?:go away|disappear|be gone|stop|get better|be cured|be fixed|"
     r"heal)\b|(?<!how )(?<!why )\b(?:does|do) (?:it|this|they) (?:always |really |actually )?work\b|\b(?:get rid of|"
     r"fix) (?:\w+ ){0,3}(?:forever|for good|permanently)")
+_CARE = (r"(?:the |an? )?(?:er|e r|emergency(?: room| department)?|hospital|urgent care|a ?and ?e|911|an ambulance|"
+         r"doctor)")
+# "What symptoms should make me go to the ER?" asks which symptoms are an emergency: a clinician's call, not the
+# articles' (their symptom lists are not red flags). A report ("i have chest pain, should i go?") is triaged first.
+SEEK_CARE = _rx(
+    rf"\b(?:what|which) (?:\w+ )?(?:symptoms?|signs?|pain|problems?) {_gap(4)}(?:go|get|take|head|rush|send)\w* "
+    rf"(?:me |you |someone |them |us )?(?:to|into) (?:see )?{_CARE}\b",
+    rf"\bwhen (?:should|do|would|must|is it time to|to) (?:i |you |someone |one |people |we )?(?:\w+ )?(?:go to|get to|"
+    rf"head to|call|see|visit) (?:see )?{_CARE}\b|\bshould i (?:go to|call|see) {_CARE}\b",
+    r"\bhow (?:do|would|can|will) (?:i|you) (?:know|tell) (?:if|when|whether) (?:\w+ ){0,6}(?:(?:an? )?emergency|"
+    r"serious|go to (?:the )?(?:er|hospital|emergency room)|call 911)\b|\b(?:red flags?|warning signs?|danger signs?|"
+    r"emergency (?:signs|symptoms))\b")
 TASK = _rx(
     r"(?<!i )(?<!we )(?<!they )\b(?:write|compose|draft|generate|create|make|give) (?:me |us )?(?:a |an |some |the |"
     r"my )?(?:\w+ )?(?:poem|poetry|story|song|essay|haiku|limerick|lyrics|code|script|program|function|cover letter|"
@@ -662,6 +688,18 @@ def asks_clinic_fact(text: str) -> str | None:
 def asks_outcome_promise(text: str) -> bool:
     """True when the message asks for a cure, a guarantee or a number of sessions until fixed."""
     return bool(OUTCOME.search(_norm(text)))
+
+
+def asks_when_to_seek_care(text: str) -> bool:
+    """True when the message asks which symptoms need the ER, 911 or a doctor, rather than reporting one."""
+    return bool(SEEK_CARE.search(_norm(text)))
+
+
+def seek_care_reply(clinic: ClinicProfile) -> str:
+    """The honest answer to "when should I go to the ER?": the emergency number first, then their own clinician."""
+    return (f"Our articles don't cover which symptoms need emergency care, and I can't judge that for you. If you "
+            f"think you might be having an emergency, call {clinic.emergency_number} or go to the nearest emergency "
+            f"room now. For any other symptom that worries you, please ask your doctor.")
 
 
 def is_task_request(text: str) -> bool:

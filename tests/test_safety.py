@@ -18,6 +18,7 @@ from bot.safety import (
     asks_diagnosis,
     asks_medication,
     asks_outcome_promise,
+    asks_when_to_seek_care,
     emergency_reply,
     is_injection,
     is_task_request,
@@ -136,6 +137,12 @@ RED_FLAGS = [
     ("i took a whole bottle of pills", E, "overdose"),
     ("took 20 ibuprofen an hour ago", E, "overdose"),
     ("I OD'd on my pain meds", E, "overdose"),
+    ("i took way too many of my pain pills", E, "overdose"),
+    ("I think I took too much of my medication", E, "overdose"),
+    ("she took way too much of her meds an hour ago", E, "overdose"),
+    ("i have taken too many of my sleeping pills", E, "overdose"),
+    ("took more pills than i was supposed to", E, "overdose"),
+    ("i accidentally took double my dose of tramadol", E, "overdose"),
     ("the wound won't stop bleeding", E, "bleeding"),
     ("I'm coughing up blood", E, "bleeding"),
     ("there's so much blood i cant stop it", E, "bleeding"),
@@ -223,6 +230,15 @@ LOOK_ALIKES = [
     "i was in a car wreck in 2015 and have had neck pain since",
     "i had a fever last week, can i still come",
     "i'm on blood thinners, can i still get a session",
+    # "too many" and "pills" apart: not an overdose
+    "i took too many days off work and my back is stiff",
+    "i took too many photos on the hike",
+    "i forgot to take my pills",
+    "i took my meds this morning",
+    "i took my pills late today",
+    "what happens if you take too many pain pills",
+    "can i take too much ibuprofen",
+    "i took more time off than i should have",
 ]
 
 # Run-ons: a red flag buried in a longer message still wins.
@@ -364,6 +380,8 @@ FACTS = [
     ("are you open on saturday", "hours"), ("what time do you open", "hours"), ("do you work weekends", "hours"),
     ("is there a place to park", "parking"), ("who will be treating me", "staff"), ("how long have you been practicing",
     "staff"), ("is anyone available tomorrow", "availability"), ("how much is it?", "price"),
+    ("how long does a myofascial release appointment usually last", "duration"),
+    ("how much time does a session take", "duration"), ("how long is a typical first visit", "duration"),
 ]
 NOT_FACTS = [
     "how long is the psoas", "where is the psoas", "where is the psoas located", "how long does it take to release the psoas",
@@ -372,6 +390,7 @@ NOT_FACTS = [
     "how long will it take to feel better", "how long have you had pain", "we have to deal with the pain",
     "how many times should i stretch", "does the fascia open up", "what does it cost my body to sit all day",
     "how long have you been open for questions", "my legs are available for stretching lol",
+    "how long do the effects of a session last", "how long does the pain last after a session",
 ]
 
 
@@ -391,10 +410,12 @@ def test_not_clinic_facts(text: str) -> None:
       "could this be a pinched nerve", "is my psoas causing my back pain", "is it my psoas or my disc",
       "why does my lower back hurt", "does this sound like piriformis syndrome", "what do i have",
       "what do you think is wrong with me", "could my pain be from my psoas", "am i suffering from sciatica",
-      "can you tell me what i have", "is my back pain serious"],
+      "can you tell me what i have", "is my back pain serious", "is my psoas the reason my back hurts",
+      "could my posture be the cause of my pain", "is my psoas to blame"],
      ["do i have to book in advance", "what is the psoas", "does myofascial release help sciatica",
       "is it safe during pregnancy", "can i have a session on saturday", "could i have an appointment tomorrow",
-      "what causes a tight psoas", "is it ok to stretch", "is it from the article", "is it bad to sit all day"]),
+      "what causes a tight psoas", "is it ok to stretch", "is it from the article", "is it bad to sit all day",
+      "is that the reason the pelvis tilts", "what is the reason for the gentle pressure"]),
     (asks_medication,
      ["how much ibuprofen should i take", "should I take advil before my session", "can I stop my meds",
       "are muscle relaxants ok", "muscle relaxants", "what dose of tylenol", "should i take something for the pain",
@@ -407,6 +428,13 @@ def test_not_clinic_facts(text: str) -> None:
       "will my pain go away completely"],
      ["what is myofascial release", "how long is a session", "how does it work", "will it hurt", "is it safe",
       "how does mfr help with back pain", "why does it work"]),
+    (asks_when_to_seek_care,
+     ["what symptoms should make me go to the ER?", "what are the red flags for back pain",
+      "when should i go to the hospital for back pain", "how do i know if my back pain is an emergency",
+      "my back hurts, should i go to the er?", "when should i see a doctor about hip pain"],
+     ["what is myofascial release", "i went to the er last week for my back, can i book",
+      "should i go to a session this week", "what symptoms does pelvic instability cause", "when should i book",
+      "i have to go to the hospital tomorrow for a scan, can i still come"]),
     (is_task_request,
      ["write me a poem about the ocean", "tell me a joke", "translate this into spanish",
       "what's the weather like tomorrow", "what is the stock price of apple", "who won the game last night",
@@ -428,6 +456,15 @@ def test_not_clinic_facts(text: str) -> None:
 def test_scope_guards(fn: Callable[[str], object], yes: list[str], no: list[str]) -> None:
     assert [t for t in yes if not fn(t)] == []
     assert [t for t in no if fn(t)] == []
+
+
+def test_seek_care_reply_gives_the_emergency_number_and_no_diagnosis() -> None:
+    abroad = CLINIC.model_copy(update={"emergency_number": "112"})
+    text = safety.seek_care_reply(abroad)
+    assert "call 112" in text and "911" not in text and "doctor" in text
+    assert "4587218" not in re.sub(r"\D", "", text) and "988" not in text
+    # It is a question about red flags, not a report of one: triage leaves it to this reply.
+    assert triage("what symptoms should make me go to the ER?") is None
 
 
 def test_notes_and_disclaimer() -> None:
