@@ -14,6 +14,8 @@ from bot.types import Citation, Passage
 
 MAX_SENTENCES = 4
 MAX_CHARS = 520
+# A sentence this close to the question (cosine) is about it; below, a shared word is likely a coincidence.
+ON_QUESTION = 0.3
 # A sentence that leans on the one before it ("It then crosses...") is not shown without it.
 _ANAPHORA = re.compile(r"^(it|its|this|that|these|those|they|their|there|then|from there|because of this|"
                        r"together|such|he|she|also|so|which)\b", re.I)
@@ -73,18 +75,22 @@ def compose(question: str, qvec: np.ndarray, retrieval: Retrieval, vectors: dict
     """Show the most relevant passage in its own order (readable), plus one strong sentence from another.
 
     Relevance = the passage's cosine + 0.15 per rare query word it holds (lexical evidence that a
-    question about "headaches" wants the passage that says "headaches"). `focus` is the patient's own
-    words when the question was rewritten from a follow-up: it picks the sentences.
+    question about "headaches" wants the passage that says "headaches"), counted only when one of the
+    passage's sentences is on the question. `focus` is the patient's own words when the question was
+    rewritten from a follow-up: it picks the sentences.
     """
     candidates = [p for p in retrieval.passages[:5] if p.id in vectors and vectors[p.id].sentences]
     if not candidates:
         return Composed(text="")
     weigh = rare_weight or (lambda _q, _p: 0.0)
-    relevance = {p.id: p.dense_score + 0.15 * weigh(question, p) for p in candidates}
+    picker = focus if focus is not None else qvec
+    # Rare words are evidence only in a passage that has a sentence on the question: "deep" in "deep fears"
+    # says nothing to "is it rough like deep tissue".
+    on_question = {p.id: float(np.max(vectors[p.id].vectors @ picker)) >= ON_QUESTION for p in candidates}
+    relevance = {p.id: p.dense_score + (0.15 * weigh(question, p) if on_question[p.id] else 0.0) for p in candidates}
     ranked = sorted(candidates, key=lambda p: -relevance[p.id])
     best = ranked[0]
     sv = vectors[best.id]
-    picker = focus if focus is not None else qvec
     sims = sv.vectors @ picker
     chosen = [(0, i) for i in _window(sv.sentences, int(np.argmax(sims)), max_sentences)]
     pool = [best]

@@ -156,6 +156,10 @@ class Chatbot:
             metrics.EMERGENCIES.labels(triaged.level).inc()
             body, actions = safety.emergency_reply(triaged, self.clinic)
             return Reply(kind="emergency", reply=body, actions=actions)
+        if safety.asks_when_to_seek_care(text):
+            # "Which symptoms mean the ER?" is not for an article's symptom list to answer: 911 and a clinician.
+            trace.reason = "seek_care"
+            return self._handoff(safety.seek_care_reply(self.clinic))
         intent = intents.detect(text)
         if intent == "human":
             trace.reason = "human"

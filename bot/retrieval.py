@@ -23,7 +23,8 @@ _STOP = set(bm25s.stopwords.STOPWORDS_EN) | {
     "tell", "know", "please", "thanks", "hi", "hello", "want", "like", "would", "could", "can", "does", "do",
     "did", "much", "say", "said", "get", "got", "make", "go", "going", "use", "used", "need", "think", "even",
     "really", "mean", "explain", "describe", "anything", "something", "thing", "things", "lot", "also", "ok",
-    "okay", "yes", "hey", "im", "ive", "dont", "doesnt", "cant", "wondering", "question", "help"}
+    "okay", "yes", "hey", "im", "ive", "dont", "doesnt", "cant", "wondering", "question", "help", "just", "about",
+    "besides", "actually", "usually", "maybe", "anyway"}
 _stemmer = Stemmer.Stemmer("english")
 
 
@@ -31,6 +32,26 @@ def tokenize(text: str) -> list[str]:
     """Lower-case word stems without stop words; the same for passages and queries."""
     words = [w for w in _TOKEN.findall(text.lower().replace("’", "'")) if w not in _STOP and len(w) > 1]
     return _stemmer.stemWords(words)
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Insertions, deletions, substitutions and swaps of neighbours needed to turn `a` into `b`."""
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
+def _swapped(a: str, b: str) -> bool:
+    diff = [i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y]
+    return (len(a) == len(b) and len(diff) == 2 and diff[1] == diff[0] + 1
+            and (a[diff[0]], a[diff[1]]) == (b[diff[1]], b[diff[0]]))
 
 
 @dataclass
@@ -72,12 +93,26 @@ class LexicalIndex:
                 out.append(t)
                 continue
             if t not in self._fix_cache:
-                close = difflib.get_close_matches(t, self.vocab, n=1, cutoff=0.8) if len(t) >= 4 else []
-                self._fix_cache[t] = close[0] if close else None
+                self._fix_cache[t] = self._closest(t)
             fixed = self._fix_cache[t]
             if fixed:
                 out.append(fixed)
         return out
+
+    def _closest(self, token: str) -> str | None:
+        # A typo is one slip in a word of four letters or more ("psaos", "releese"; two in a long one), and rarely a
+        # new first letter: two edits, or a new first letter, turn one real word into another ("tight" -> "thigh",
+        # "right"; "longer" -> "long").
+        if len(token) < 4:
+            return None
+        allowed = 1 if len(token) < 8 else 2
+        for c in difflib.get_close_matches(token, self.vocab, n=5, cutoff=0.7):
+            # A swap of neighbours ("psao" -> "psoa") is one slip, though it scores low on the ratio.
+            near = difflib.SequenceMatcher(None, token, c).ratio() >= 0.8 or _swapped(token, c)
+            same_start = token[0] == c[0] or token == c[1:] or token[1:] == c
+            if near and same_start and edit_distance(token, c) <= allowed:
+                return c
+        return None
 
     def search(self, query: str, k: int) -> list[tuple[str, float]]:
         """Top-k (id, BM25 score) for a query; empty when no query word is in the corpus."""

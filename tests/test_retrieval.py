@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.index import IndexStore
-from bot.retrieval import Retriever
+from bot.retrieval import Retriever, edit_distance, tokenize
 from tests.conftest import make_settings
 
 # (patient query, the article that must come first)
@@ -39,6 +39,7 @@ QUERIES = [
     ("myofacial releese therapy", "myofascial-release.md"),
     ("what is the john barnes approach", "myofascial-release.md"),
     ("how does the therapy work, is it gentle pressure", "myofascial-release.md"),
+    ("does myofascial release hurt? is it rough like deep tissue", "myofascial-release.md"),
     ("can releasing the psoas help with trauma", "myofascial-release.md"),
     # Both articles speak of the pelvis's position; either one answers it.
     ("will my pelvis be more symmetrical after treatment", ("myofascial-release.md", "back-and-hip-pain.md")),
@@ -89,6 +90,29 @@ def test_typos_are_corrected_against_the_vocabulary(retriever: Retriever, typo: 
     assert retriever.lexical.search(f"{typo} muscle", 3), typo
     assert retriever.lexical.search(f"{typo} muscle", 3)[0][0] in {p.id for p in retriever.reader.passages
                                                                      if p.source == "psoas-muscle.md"}
+
+
+@pytest.mark.parametrize(("word", "fixed"), [("psaos", "psoa"), ("myofacial", "myofasci"), ("releese", "releas"),
+                                            ("iliopsaos", "iliopsoa")])
+def test_one_slip_is_corrected(retriever: Retriever, word: str, fixed: str) -> None:
+    assert retriever.lexical.correct(tokenize(word)) == [fixed]
+
+
+@pytest.mark.parametrize("word", ["tight", "longer", "toilet", "should", "night", "owner", "fever"])
+def test_real_words_are_not_corrected_into_other_words(retriever: Retriever, word: str) -> None:
+    # "a tight psoas" is not "a thigh psoas": two edits or a new first letter make a different word, not a typo.
+    assert retriever.lexical.correct(tokenize(word)) == [], word
+
+
+@pytest.mark.parametrize("query", ["tell me about the psoas", "i just want to know, besides stretching, what helps"])
+def test_chat_words_are_not_search_terms(query: str) -> None:
+    # "about" would match "about 16 inches", "just" "something just doesn't feel right".
+    assert not {"about", "just", "besides"} & set(tokenize(query))
+
+
+def test_edit_distance_counts_a_swap_as_one_edit() -> None:
+    assert [edit_distance(a, b) for a, b in [("psao", "psoa"), ("tight", "thigh"), ("long", "longer"), ("", "ab"),
+                                             ("same", "same")]] == [1, 2, 2, 2, 0]
 
 
 @pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
