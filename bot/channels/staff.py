@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Response, status
@@ -40,7 +40,8 @@ class AskRequest(BaseModel):
 class HandledRequest(BaseModel):
     """The ids to mark as handled."""
 
-    ids: list[int] = Field(min_length=1, max_length=1000, examples=[[1, 2, 3]])
+    # Row ids are 64-bit: a larger number is a bad request (422), not a database error (503).
+    ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(min_length=1, max_length=1000, examples=[[1, 2, 3]])
 
 
 class UnansweredGroup(BaseModel):
