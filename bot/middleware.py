@@ -59,12 +59,17 @@ def configure_logging(level: str = "INFO") -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+WEBHOOK_PATH = "/messenger/webhook"
+
+
 class RequestMiddleware:
     """Caps bodies before parsing, adds headers, counts and logs every request without its content."""
 
-    def __init__(self, app: Any, max_body_bytes: int) -> None:
+    def __init__(self, app: Any, max_body_bytes: int, webhook_body_bytes: int = 1024 * 1024) -> None:
         self.app = app
         self.max_body = max_body_bytes
+        # Meta batches many events into one signed POST; the webhook checks the signature before parsing.
+        self.webhook_body = max(webhook_body_bytes, max_body_bytes)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -81,9 +86,10 @@ class RequestMiddleware:
             # read it as JSON (a body that is not JSON still gets a 422 saying so).
             scope["headers"] = [(k, v) for k, v in scope.get("headers") or [] if k != b"content-type"]
             scope["headers"].append((b"content-type", b"application/json"))
+        limit = self.webhook_body if path == WEBHOOK_PATH else self.max_body
         length = headers.get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_body):
-            await _reject(send, 413, f"Request body too large: the limit is {self.max_body} bytes.")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            await _reject(send, 413, f"Request body too large: the limit is {limit} bytes.")
             self._finish(scope, path, 413, started, request_id)
             return
         seen = 0
@@ -93,7 +99,7 @@ class RequestMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_body:
+                if seen > limit:
                     raise _TooLarge()
             return message
 
@@ -111,7 +117,7 @@ class RequestMiddleware:
             await self.app(scope, capped_receive, send_wrapper)
         except _TooLarge:
             status["code"] = 413
-            await _reject(send, 413, f"Request body too large: the limit is {self.max_body} bytes.")
+            await _reject(send, 413, f"Request body too large: the limit is {limit} bytes.")
         finally:
             self._finish(scope, path, status["code"], started, request_id)
 

@@ -314,6 +314,22 @@ def test_sender_actions_come_before_the_reply(messenger, stub) -> None:
     assert kinds == ["mark_seen", "typing_on", "message"]
 
 
+def test_a_big_batch_passes_the_body_cap_and_a_huge_one_does_not(messenger, stub) -> None:
+    # Meta batches events: a webhook POST may exceed MAX_BODY_BYTES (64 KB) that caps the chat routes.
+    client = messenger()
+    bot = EchoBot()
+    client.app.state.runtime.chatbot = bot
+    events = [read_event() for _ in range(1500)] + [text_event("still answered", "m_big_batch")]
+    raw = json.dumps(body(events)).encode()
+    assert len(raw) > 100_000
+    assert post(client, raw).status_code == 200
+    stub.wait_for(lambda: len(stub.sent(PSID)) == 1)
+    assert [m.text for m in bot.seen] == ["still answered"]
+    huge = json.dumps(body([read_event() for _ in range(20000)])).encode()
+    assert len(huge) > 1024 * 1024
+    assert post(client, huge).status_code == 413
+
+
 def test_echo_delivery_read_and_standby_are_not_answered(messenger, stub) -> None:
     client = messenger()
     bot = EchoBot()
