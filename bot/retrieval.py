@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import logging
 import re
 import threading
 import time
@@ -14,6 +15,9 @@ import Stemmer
 
 from bot.index import IndexReader
 from bot.types import Passage
+
+# bm25s sets its own logger to DEBUG on import and logs every index build: keep it to warnings.
+logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 RRF_K = 60
 CANDIDATES = 20
