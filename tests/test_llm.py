@@ -153,18 +153,32 @@ INVENTIONS = [
 ]
 
 
+# Sentences the real gemma3-270m wrote in `make test-llm` that the first verifier (cosine + half the words)
+# let through: each means the passage's topic and adds a claim of its own.
+GEMMA_INVENTIONS = [
+    "Pelvic instability is a common problem in the elderly.",
+    "The psoas muscle is a very important part of the pelvic floor.",
+    "Pelvic instability is a common cause of low back pain.",
+    "It can be caused by the loss of structural integrity in the pelvis or by muscle strain.",
+    "The psoas is a long, thick and strong muscle that is responsible for the hip flexor.",
+    "The iliopsoas is a bilateral muscle, which means it is on each side of the body.",
+    "This is a very important question, because it can help with the process of healing deep fears.",
+]
+
+
 def test_threshold_separates_the_calibration_table(verifier: Verifier, passages: list[Passage]) -> None:
     kept = verifier.verify(PARAPHRASES, passages)
-    invented = verifier.verify(INVENTIONS, passages)
+    invented = verifier.verify(INVENTIONS + GEMMA_INVENTIONS, passages)
     para_sims = [v.similarity for v in kept]
     inv_sims = [v.similarity for v in invented]
-    print(f"\nparaphrases {min(para_sims):.3f}-{max(para_sims):.3f}; inventions {min(inv_sims):.3f}-{max(inv_sims):.3f}; "
-          f"inventions under the threshold: {sum(s < THRESHOLD for s in inv_sims)}/{len(inv_sims)}")
-    assert min(para_sims) >= THRESHOLD  # every faithful paraphrase clears the cosine bar...
-    assert [v.sentence for v in kept if not v.supported] == []  # ...and the fact checks
-    # Cosine alone lets on-topic inventions through; with the content-word check, none is kept.
+    print(f"\nparaphrases {min(para_sims):.3f}-{max(para_sims):.3f}, kept {sum(v.supported for v in kept)}/"
+          f"{len(kept)}; inventions {min(inv_sims):.3f}-{max(inv_sims):.3f}, kept "
+          f"{sum(v.supported for v in invented)}/{len(invented)}")
+    assert min(para_sims) >= THRESHOLD  # every faithful paraphrase clears the cosine bar
+    # Cosine alone lets on-topic inventions through; with the word checks none is kept. The price: a
+    # paraphrase in other words ("spine" for "spinal column") is dropped too, which costs only a fallback.
     assert [v.sentence for v in invented if v.supported] == []
-    assert sum(s < THRESHOLD for s in inv_sims) >= len(inv_sims) // 2
+    assert sum(v.supported for v in kept) >= 2 * len(kept) // 3
 
 
 @pytest.mark.parametrize(("sentence", "reason"), [

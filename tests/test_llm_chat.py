@@ -14,7 +14,7 @@ from langchain_core.messages import AIMessage
 from bot.llm import LLMComposer
 from tests.test_llm import GOOD, SlowModel
 
-QUESTION = "How big is the psoas?"
+QUESTION = "What is the psoas and how big is it?"  # its top three passages hold every sentence of GOOD
 
 
 def fake(*answers: str) -> GenericFakeChatModel:
