@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,7 +98,7 @@ _body = st.fixed_dictionaries({}, optional={
 def test_signed_random_webhook_bodies_never_500(server: LiveServer) -> None:
     failures: list[str] = []
 
-    @settings(max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "150")), deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(body=_body)
     def run(body):  # type: ignore[no-untyped-def]
         raw = json.dumps(body, ensure_ascii=False).encode()

@@ -314,6 +314,21 @@ def test_sender_actions_come_before_the_reply(messenger, stub) -> None:
     assert kinds == ["mark_seen", "typing_on", "message"]
 
 
+@pytest.mark.parametrize("payload", [
+    {"object": "page", "entry": 5},
+    {"object": "page", "entry": "x"},
+    {"object": "page", "entry": [{"messaging": 7, "standby": 3}]},
+    {"object": "page", "entry": [{"messaging": {"sender": {"id": "1"}}, "standby": {"a": 1}}]},
+    {"object": "page", "entry": [{"messaging": [{"sender": 5, "message": "hi"}, 3, None]}]},
+])
+def test_signed_bodies_of_other_shapes_are_acknowledged_and_ignored(messenger, stub, payload) -> None:
+    # Found by the fuzzer: a non-list `standby` or `messaging` was a 500.
+    client = messenger()
+    assert post(client, payload).status_code == 200
+    settle(client)
+    assert stub.calls == []
+
+
 def test_a_big_batch_passes_the_body_cap_and_a_huge_one_does_not(messenger, stub) -> None:
     # Meta batches events: a webhook POST may exceed MAX_BODY_BYTES (64 KB) that caps the chat routes.
     client = messenger()

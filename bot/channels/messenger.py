@@ -117,6 +117,11 @@ async def receive_webhook(request: Request) -> Response:
     return PlainTextResponse("EVENT_RECEIVED")
 
 
+def _items(value: Any) -> list[Any]:
+    """A list field of Meta's payload, or nothing: a signed body of another shape is ignored, never a 500."""
+    return value if isinstance(value, list) else []
+
+
 @dataclass
 class _Thread:
     last_seen: datetime | None = None
@@ -141,14 +146,13 @@ class MessengerChannel:
     def accept(self, data: dict[str, Any]) -> int:
         """Queue every actionable event of every entry; returns how many were queued."""
         queued = 0
-        for entry in data.get("entry") or []:
+        for entry in _items(data.get("entry")):
             if not isinstance(entry, dict):
                 continue
             page_id = str(entry.get("id") or "")
-            if entry.get("standby"):  # another app holds these threads: not ours to answer
-                log.info("messenger standby", extra={"event": {"messenger": "standby",
-                                                               "count": len(entry["standby"])}})
-            for event in entry.get("messaging") or []:
+            if standby := _items(entry.get("standby")):  # another app holds these threads: not ours to answer
+                log.info("messenger standby", extra={"event": {"messenger": "standby", "count": len(standby)}})
+            for event in _items(entry.get("messaging")):
                 if not isinstance(event, dict):
                     continue
                 psid = _user_of(event)
