@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     def _known_llm_provider(self) -> Settings:
         # A typo in LLM_PROVIDER stops the start-up here, instead of every reply falling back quietly.
         if self.answer_mode == "llm" and self.llm_provider not in LLM_PROVIDERS:
-            raise ValueError(f"Unknown LLM_PROVIDER {self.llm_provider!r}: use one of {', '.join(LLM_PROVIDERS)}")
+            raise ValueError(f"Unknown LLM_PROVIDER {self.llm_provider!r}: use {' or '.join(LLM_PROVIDERS)}")
         return self
 
     @model_validator(mode="after")

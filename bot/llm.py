@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Literal, cast
 from langchain_core.prompts import ChatPromptTemplate
 from pydantic import SecretStr
 
+from bot.config import LLM_PROVIDERS
+from bot.sentences import ends_sentence, split_sentences
 from bot.types import Passage
-from bot.verifier import Verdict, Verifier, ends_sentence, split_sentences
+from bot.verifier import Verdict, Verifier
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -62,7 +64,7 @@ def make_chat_model(settings: Settings) -> BaseChatModel:
             return ChatOllama(base_url=settings.llm_base_url, model=settings.llm_model, temperature=0.2,
                               num_predict=MAX_TOKENS, client_kwargs={"timeout": settings.llm_timeout})
         case other:
-            raise ValueError(f"Unknown LLM_PROVIDER {other!r}: use openai or ollama")
+            raise ValueError(f"Unknown LLM_PROVIDER {other!r}: use {' or '.join(LLM_PROVIDERS)}")
 
 
 @lru_cache(maxsize=1)

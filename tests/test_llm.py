@@ -16,8 +16,9 @@ from langchain_core.outputs import ChatGenerationChunk
 from bot.config import Settings
 from bot.documents import load_passages
 from bot.llm import MAX_ANSWER_CHARS, LLMComposer, make_chat_model, render_messages
+from bot.sentences import split_sentences
 from bot.types import Passage
-from bot.verifier import THRESHOLD, Verifier, claims_in, names_in, numbers_in, split_sentences
+from bot.verifier import THRESHOLD, Verifier, claims_in, names_in, numbers_in
 from tests.conftest import KNOWLEDGE
 
 Embed = Callable[[list[str]], np.ndarray]
