@@ -362,6 +362,18 @@
   });
 
   // ---- unanswered and feedback --------------------------------------------------------------------------
+  // "Mark handled": posts the ids, then reloads the list (or re-enables itself when the call failed).
+  function handledButton(target, path, ids, reload) {
+    const button = el("button", "ghost small", "Mark handled");
+    button.type = "button";
+    button.addEventListener("click", async () => {
+      busy(button, true, "Saving...");
+      const ok = await guarded(target, () => api("POST", path, { ids }));
+      if (ok) reload(); else busy(button, false);
+    });
+    return button;
+  }
+
   async function loadUnanswered() {
     const target = $("unanswered-list");
     const data = await guarded(target, () => api("GET", "/staff/api/unanswered"));
@@ -386,14 +398,7 @@
         q.appendChild(ul);
       }
       const action = el("td");
-      const button = el("button", "ghost small", "Mark handled");
-      button.type = "button";
-      button.addEventListener("click", async () => {
-        busy(button, true, "Saving...");
-        const ok = await guarded(target, () => api("POST", "/staff/api/unanswered/handled", { ids: g.ids }));
-        if (ok) loadUnanswered(); else busy(button, false);
-      });
-      action.appendChild(button);
+      action.appendChild(handledButton(target, "/staff/api/unanswered/handled", g.ids, loadUnanswered));
       tr.append(q, el("td", "num count", g.count), el("td", null, when(g.last_seen)), action);
       tbody.appendChild(tr);
     }
@@ -422,14 +427,7 @@
       row("The bot replied", f.reply_text);
       row("Comment", f.comment || "(no comment)");
       li.appendChild(dl);
-      const button = el("button", "ghost small", "Mark handled");
-      button.type = "button";
-      button.addEventListener("click", async () => {
-        busy(button, true, "Saving...");
-        const ok = await guarded(target, () => api("POST", "/staff/api/feedback/handled", { ids: [f.id] }));
-        if (ok) loadFeedback(); else busy(button, false);
-      });
-      li.appendChild(button);
+      li.appendChild(handledButton(target, "/staff/api/feedback/handled", [f.id], loadFeedback));
       list.appendChild(li);
     }
     target.replaceChildren(list);
