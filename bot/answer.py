@@ -1,41 +1,61 @@
-"""The extractive composer: an answer made only of the retrieved passages' own sentences, attributed."""
+"""The extractive composer: the article sentence that answers first, then one or two that support it.
+
+Only the articles' own sentences: the plan decides their order and how many, never their words. The answering
+sentence is the one closest in meaning to the question, nudged by the question type's cue words
+(`bot/prompts/answer_plan.yaml`) and by the rare words of the question it holds.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
+import yaml
 
 from bot.index import SentenceVectors
 from bot.retrieval import Retrieval
 from bot.types import Citation, Passage
 
-MAX_SENTENCES = 4
-MAX_CHARS = 520
+PLAN_FILE = Path(__file__).parent / "prompts" / "answer_plan.yaml"
 # A sentence this close to the question (cosine) is about it; below, a shared word is likely a coincidence.
 ON_QUESTION = 0.3
-# A sentence that leans on the one before it ("It then crosses...") is not shown without it.
-_ANAPHORA = re.compile(r"^(it|its|this|that|these|those|they|their|there|then|from there|because of this|"
-                       r"together|such|he|she|also|so|which)\b", re.I)
+SUPPORT = 0.35  # a supporting sentence must be at least this close to the question
+CUE_BONUS = 0.05
+OTHER_PASSAGE = 0.5  # a sentence from a second passage must be this close to join
 _MARKDOWN = re.compile(r"(\*\*|__|`|^#+\s*|\[(?=[^\]]*\]\()|\]\([^)]*\))", re.M)
+_DIGIT = re.compile(r"\d")
 
-# A question about a price, a time, a duration or a name needs a sentence that holds one.
+# A question about a price, a time or a name needs a sentence that holds one: the light check after meaning.
 SLOT_PATTERNS: dict[str, re.Pattern[str]] = {
-    "price": re.compile(r"(\$\s?\d|\b\d+\s?(dollars|usd)\b)", re.I),
-    "hours": re.compile(r"\b(\d{1,2}(:\d\d)?\s?(am|pm|a\.m\.|p\.m\.)|open (daily|weekdays|from))\b", re.I),
+    "price": re.compile(r"\$\s?\d|\b\d+\s?(dollars|usd)\b", re.I),
+    "hours": re.compile(r"\b\d{1,2}(:\d\d)?\s?(am|pm|a\.m\.|p\.m\.)|\bopen (daily|weekdays|from)\b", re.I),
     "duration": re.compile(r"\b\d+\s?(-\s?\d+\s?)?(minutes?|mins?|hours?|hrs?)\b", re.I),
+    "frequency": re.compile(r"\b(\d+|one|two|three|four|five|six)\s?(sessions?|times|visits?)\b", re.I),
     "insurance": re.compile(r"\b(insurance|medicare|medicaid|hsa|fsa)\b", re.I),
     "parking": re.compile(r"\bpark(ing)?\b", re.I),
     "staff": re.compile(r"\b(therapist|practitioner|owner)s? (is|are|named)\s+[A-Z][a-z]+", re.I),
     "location": re.compile(r"\b\d{1,5}\s+\w+(\s\w+)?\s(street|st|avenue|ave|road|rd|boulevard|blvd|drive|dr|"
                            r"lane|ln|way|highway|hwy)\b", re.I),
     "payment": re.compile(r"\b(credit cards?|cash|checks?|venmo|paypal|payment plans?)\b", re.I),
-    "cancellation": re.compile(r"\bcancel(lation|ling)?\b.{0,40}\b(hours?|days?|fee|notice)\b", re.I),
+    "cancellation": re.compile(r"\b(cancel\w*|reschedul\w*)\b", re.I),
+    "wear_bring": re.compile(r"\b(wear|bring|clothing|clothes)\b", re.I),
+    "first_visit": re.compile(r"\b(first (visit|session|appointment))\b", re.I),
 }
-# Discounts, free sessions and availability are never promised from an article.
-ALWAYS_HANDOFF = {"discount", "availability"}
+# These also need a number in the sentence: a cancellation policy without its notice period answers nothing.
+NEEDS_NUMBER = {"cancellation", "duration", "price", "hours", "frequency"}
+# Discounts, free sessions, gift cards and open times are never promised from an article.
+ALWAYS_HANDOFF = {"discount", "availability", "gift_card"}
+SLOT_MEANING = 0.45
+
+# Where one message asks two things: a new clause that starts like a question.
+_Q_START = (r"(?:how|what|whats|what's|where|why|when|who|which|will|would|can|could|does|do|did|is|are|should|"
+            r"shall|may|cuanto|cuánto|cuanta|cuánta|como|cómo|que|qué|donde|dónde|cuando|cuándo|puedo|es|hay)")
+_SPLIT = re.compile(rf"(?<=[?!.])\s+|\s*[,;]?\s+(?:and|also|plus|y|tambien|también)\s+(?={_Q_START}\b)", re.I)
+_QUESTION = re.compile(rf"\?\s*$|^\W*{_Q_START}\b", re.I)
 
 
 @dataclass
@@ -53,96 +73,116 @@ def plain(text: str) -> str:
     return re.sub(r"\s+", " ", _MARKDOWN.sub("", text)).strip()
 
 
-def article_phrase(title: str) -> str:
-    """'The psoas muscle' -> 'our article on the psoas muscle'."""
-    t = title.strip()
-    if len(t) > 1 and t[0].isupper() and t[1:2].islower():
-        t = t[0].lower() + t[1:]
-    return f"our article on {t}"
+@lru_cache(maxsize=2)
+def cues(path: Path = PLAN_FILE) -> dict[str, tuple[str, ...]]:
+    """Question type -> cue words, from the plan file."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return {str(k): tuple(str(w).lower() for w in v) for k, v in data.items()}
 
 
-def holds_slot(slot: str, passages: list[Passage]) -> bool:
-    """Whether any passage states the kind of fact asked for (a price, hours, a duration, a name...)."""
+def plan_parts(question: str) -> list[str]:
+    """The questions inside one message ("how long is a session and will it hurt?" -> two); one when one."""
+    pieces = [p.strip(" ,;") for p in _SPLIT.split(question) if p and p.strip(" ,;")]
+    asks = [p for p in pieces if _QUESTION.search(p) and len(p.split()) >= 3]
+    return asks if len(asks) > 1 else [question]
+
+
+def holds_slot(slot: str, passages: list[Passage], vectors: dict[str, SentenceVectors],
+               qvec: np.ndarray) -> tuple[str, Passage] | None:
+    """The sentence that states the clinic fact asked for: close in meaning to the question, and of the right
+    shape (a number for a notice period or a price); None when no passage states it."""
     if slot in ALWAYS_HANDOFF:
-        return False
+        return None
     pattern = SLOT_PATTERNS.get(slot)
-    return pattern is not None and any(pattern.search(p.text) for p in passages)
+    best: tuple[float, str, Passage] | None = None
+    for p in passages:
+        sv = vectors.get(p.id)
+        if sv is None or not sv.sentences:
+            continue
+        sims = sv.vectors @ qvec
+        for sentence, sim in zip(sv.sentences, sims, strict=True):
+            if sim < SLOT_MEANING or (pattern is not None and not pattern.search(sentence)):
+                continue
+            if slot in NEEDS_NUMBER and not _DIGIT.search(sentence):
+                continue
+            if best is None or sim > best[0]:
+                best = (float(sim), plain(sentence), p)
+    return (best[1], best[2]) if best else None
 
 
 def compose(question: str, qvec: np.ndarray, retrieval: Retrieval, vectors: dict[str, SentenceVectors],
             rare_weight: Callable[[str, Passage], float] | None = None, focus: np.ndarray | None = None,
-            max_sentences: int = MAX_SENTENCES) -> Composed:
-    """Show the most relevant passage in its own order (readable), plus one strong sentence from another.
+            qtype: str | None = None, exclude: set[str] | None = None, max_words: int = 60) -> Composed:
+    """The answering sentence first, then up to two supporting ones, within `max_words`.
 
-    Relevance = the passage's cosine + 0.15 per rare query word it holds (lexical evidence that a
-    question about "headaches" wants the passage that says "headaches"), counted only when one of the
-    passage's sentences is on the question. `focus` is the patient's own words when the question was
-    rewritten from a follow-up: it picks the sentences.
+    Relevance of a passage = its cosine + 0.15 per rare query word it holds (lexical evidence that a question
+    about "headaches" wants the passage that says "headaches"), counted only when one of its sentences is on
+    the question. `focus` (the patient's own words, when a follow-up was rewritten) picks the sentences;
+    `exclude` holds replies already given, whose sentences are not shown again ("tell me more").
     """
     candidates = [p for p in retrieval.passages[:5] if p.id in vectors and vectors[p.id].sentences]
     if not candidates:
         return Composed(text="")
     weigh = rare_weight or (lambda _q, _p: 0.0)
     picker = focus if focus is not None else qvec
-    # Rare words are evidence only in a passage that has a sentence on the question: "deep" in "deep fears"
-    # says nothing to "is it rough like deep tissue".
+    shown = " ".join(exclude or ())
     on_question = {p.id: float(np.max(vectors[p.id].vectors @ picker)) >= ON_QUESTION for p in candidates}
     relevance = {p.id: p.dense_score + (0.15 * weigh(question, p) if on_question[p.id] else 0.0) for p in candidates}
-    ranked = sorted(candidates, key=lambda p: -relevance[p.id])
-    best = ranked[0]
-    sv = vectors[best.id]
+    ranked = sorted(candidates, key=lambda p: -relevance[p.id])[:3]
+    top = relevance[ranked[0].id]
+    words = cues().get(qtype or "", ())
+    scored: list[tuple[float, int, int, float]] = []  # (score, passage rank, sentence index, cosine)
+    for rank, p in enumerate(ranked):
+        sv = vectors[p.id]
+        sims = sv.vectors @ picker
+        for i, sentence in enumerate(sv.sentences):
+            if plain(sentence) in shown:
+                continue
+            low = f" {sentence.lower()} "
+            bonus = CUE_BONUS if any(w in low for w in words) else 0.0
+            scored.append((float(sims[i]) + bonus + 0.5 * (relevance[p.id] - top), rank, i, float(sims[i])))
+    if not scored:
+        return Composed(text="")
+    scored.sort(key=lambda x: -x[0])
+    _, first_rank, first_i, _ = scored[0]
+    chosen = [(first_rank, first_i)]
+    budget = max_words - _words(vectors[ranked[first_rank].id].sentences[first_i])
+    # Support: the next sentences of the same passage that stay on the question, in the article's order.
+    same = ranked[first_rank]
+    sv = vectors[same.id]
     sims = sv.vectors @ picker
-    chosen = [(0, i) for i in _window(sv.sentences, int(np.argmax(sims)), max_sentences)]
-    pool = [best]
-    # One more sentence from another passage when that passage is nearly as relevant and the sentence strong.
-    for other in ranked[1:3]:
-        if relevance[other.id] < relevance[best.id] - 0.06:
-            break
-        osv = vectors[other.id]
-        osims = osv.vectors @ picker
-        j = int(np.argmax(osims))
-        if osims[j] >= 0.5 and not _ANAPHORA.match(osv.sentences[j]) and all(
-                float(osv.vectors[j] @ sv.vectors[i]) < 0.9 for _, i in chosen):
-            pool.append(other)
-            chosen.append((len(pool) - 1, j))
-            break
-    return _render(pool, vectors, chosen)
+    for i in range(len(sv.sentences)):
+        if i == first_i or plain(sv.sentences[i]) in shown or len(chosen) >= 3:
+            continue
+        close = sims[i] >= SUPPORT or (i == first_i + 1 and sims[i] >= ON_QUESTION)
+        if close and _words(sv.sentences[i]) <= budget:
+            chosen.append((first_rank, i))
+            budget -= _words(sv.sentences[i])
+    # One strong sentence from another passage, when there is room.
+    for _score, rank, i, cos in scored[1:]:
+        if len(chosen) >= 3 or rank == first_rank:
+            continue
+        if cos >= OTHER_PASSAGE and _words(vectors[ranked[rank].id].sentences[i]) <= budget and all(
+                float(vectors[ranked[rank].id].vectors[i] @ vectors[ranked[r].id].vectors[j]) < 0.9
+                for r, j in chosen):
+            chosen.append((rank, i))
+        break
+    first, rest = chosen[0], sorted(chosen[1:])
+    return _render(ranked, vectors, [first, *rest])
 
 
-def _window(sentences: list[str], best: int, limit: int) -> list[int]:
-    """Sentence indexes to show, in order: the whole passage when short, else a run around the best one."""
-    if sum(len(s) for s in sentences[:limit]) <= MAX_CHARS and best < limit:
-        return list(range(min(limit, len(sentences))))
-    start = best - 1 if best > 0 and _ANAPHORA.match(sentences[best]) else best
-    out: list[int] = []
-    size = 0
-    for i in range(start, len(sentences)):
-        if out and (len(out) >= limit or size + len(sentences[i]) > MAX_CHARS):
-            break
-        out.append(i)
-        size += len(sentences[i])
-    return out
+def _words(sentence: str) -> int:
+    return len(sentence.split())
 
 
 def _render(pool: list[Passage], vectors: dict[str, SentenceVectors], chosen: list[tuple[int, int]]) -> Composed:
-    by_title: dict[str, list[tuple[Passage, str]]] = {}
-    for pn, si in chosen:
-        p = pool[pn]
-        by_title.setdefault(p.title, []).append((p, plain(vectors[p.id].sentences[si])))
-    parts: list[str] = []
-    sentences: list[str] = []
-    citations: list[Citation] = []
+    sentences = [plain(vectors[pool[r].id].sentences[i]) for r, i in chosen]
     used: list[Passage] = []
-    for n, (title, rows) in enumerate(by_title.items()):
-        texts = [s for _, s in rows]
-        budget = MAX_CHARS - sum(len(x) for x in sentences)
-        while len(texts) > 1 and sum(len(t) for t in texts) > budget:
-            texts.pop()
-        lead = article_phrase(title)
-        lead = (lead[0].upper() + lead[1:] + " explains: ") if n == 0 else f"And {lead} adds: "
-        parts.append(lead + " ".join(texts))
-        sentences.extend(texts)
-        first = rows[0][0]
-        used.extend(p for p, _ in rows if p not in used)
-        citations.append(Citation(title=title, source=first.source, url=first.href, snippet=texts[0][:200]))
-    return Composed(text=" ".join(parts), sentences=sentences, citations=citations, passages=used)
+    citations: list[Citation] = []
+    for (r, _i), text in zip(chosen, sentences, strict=True):
+        p = pool[r]
+        if p.source in {c.source for c in citations}:
+            continue
+        used.append(p)
+        citations.append(Citation(title=p.title, source=p.source, url=p.href, snippet=text[:200]))
+    return Composed(text=" ".join(sentences), sentences=sentences, citations=citations, passages=used)

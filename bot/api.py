@@ -21,10 +21,12 @@ from bot import metrics
 from bot.chat import Chatbot
 from bot.config import ClinicProfile, Settings, get_settings, load_clinic
 from bot.embeddings import BatchingEmbedder, Embedder, make_embedder
+from bot.glossary import load_glossary
 from bot.index import IndexStore, IndexUnavailable, manifest
 from bot.indexing import IngestReport, ingest
 from bot.middleware import RequestMiddleware
 from bot.retrieval import LiveRetriever, Retrieval
+from bot.understanding import Understander, make_understander
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,7 @@ class Runtime:
         self.retriever = LiveRetriever(self.index_store, settings.grounded_threshold)
         self.store: Any = None
         self.chatbot: Chatbot | None = None
+        self.understander: Understander | None = None
         self.last_ingest: IngestReport | None = None
         self._ingest_lock = threading.Lock()
 
@@ -61,7 +64,10 @@ class Runtime:
                 log.warning("index unavailable at start: %s", type(exc).__name__)
             self.store = _open_store(self.settings)
             self.llm = _make_llm(self.settings, self.embedder)
-            self.chatbot = Chatbot(self.settings, self.clinic, self.batcher, self.retriever, self.store, self.llm)
+            self.understander = make_understander(self.embedder, self.settings.data_dir / "cache")
+            glossary = load_glossary(self.settings.knowledge_dir)
+            self.chatbot = Chatbot(self.settings, self.clinic, self.batcher, self.retriever, self.store, self.llm,
+                                   understander=self.understander, glossary=glossary)
             self.embedder.embed(["warm up"])  # the first call pays for lazy initialisation, not a patient
             self.ready_seconds = time.perf_counter() - self.started
             self.ready.set()

@@ -1,4 +1,4 @@
-"""The pipeline every channel calls: triage -> intents -> retrieval -> compose or hand off."""
+"""The pipeline every channel calls: understand -> emergency? -> guard | intent | question -> answer or hand off."""
 
 from __future__ import annotations
 
@@ -12,14 +12,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bot import intents, metrics, safety
-from bot.answer import Composed, article_phrase, compose, holds_slot
+from bot import metrics, safety
+from bot.answer import Composed, compose, holds_slot, plan_parts
 from bot.config import ClinicProfile, Settings
 from bot.embeddings import BatchingEmbedder
+from bot.glossary import Glossary
 from bot.index import IndexUnavailable
+from bot.memory import SessionMemory
+from bot.phrases import Phrases
 from bot.retrieval import LiveRetriever, Retrieval, tokenize
 from bot.sentences import split_sentences
-from bot.types import Action, Citation, IncomingMessage, Reply, ReplyTrace, Session
+from bot.types import Action, Citation, IncomingMessage, Passage, Reply, ReplyTrace, Session
+from bot.understanding import Understander, Understanding, language
 
 if TYPE_CHECKING:
     from bot.llm import LLMComposer
@@ -29,17 +33,12 @@ log = logging.getLogger(__name__)
 OnSentence = Callable[[str], Awaitable[None]]
 # The model reads the best three passages, the same ones the extractive composer picks from.
 LLM_PASSAGES = 3
-
-SLOT_PHRASES = {
-    "price": "prices or fees", "hours": "opening hours", "insurance": "insurance details",
-    "parking": "parking details", "staff": "details about our staff", "duration": "how long sessions take",
-    "location": "our address", "availability": "open appointment times", "discount": "discounts or offers",
-    "cancellation": "a cancellation policy", "payment": "payment options",
-}
+SMALLTALK = ("greeting", "thanks", "goodbye", "identity", "capabilities", "ack")
 # A short message that leans on the previous one ("how long is it?", "and what about the hips?").
 _FOLLOW_UP = re.compile(r"\b(it|its|it's|that|this|they|them|their|those|these|there|he|she|one)\b|"
                         r"^(and|also|so|but|what about|how about|why|more|tell me more|explain)\b", re.I)
-
+_MORE = re.compile(r"^\W*(tell me more|more|go on|and\??|what else|anything else( about (it|that))?|"
+                   r"more (info|details|please)|cont[ia]nue|dime m[aá]s|m[aá]s)\W*$", re.I)
 
 # Markup is never a question: a pasted <script> block or tag would otherwise steer retrieval ("script",
 # "alert") and be stored. Only real tag shapes (a letter, / or ! after "<"), so "<3" and "a < b" stay.
@@ -59,40 +58,45 @@ class Chatbot:
     """The core: decides every reply; channels only translate."""
 
     def __init__(self, settings: Settings, clinic: ClinicProfile, embedder: BatchingEmbedder,
-                 retriever: LiveRetriever, store: Any | None, llm: LLMComposer | None = None) -> None:
+                 retriever: LiveRetriever, store: Any | None, llm: LLMComposer | None = None,
+                 understander: Understander | None = None, glossary: Glossary | None = None) -> None:
         self.settings = settings
         self.clinic = clinic
         self.embedder = embedder
         self.retriever = retriever
         self.store = store
         self.llm = llm
+        self.understander = understander
+        self.glossary = glossary or Glossary({}, None)
+        # The last turns of recent sessions, written before a reply leaves: the next message of the same
+        # session sees it even if it arrives 0 ms later, and a database outage does not lose the context.
+        self.memory = SessionMemory(idle_minutes=settings.session_idle_minutes)
+        self._phrases = {lang: Phrases(clinic, lang) for lang in ("en", "es")}
 
     # -- the entry point channels use ------------------------------------------------------------
     async def respond(self, message: IncomingMessage, on_sentence: OnSentence | None = None) -> Reply:
-        """Open the session, reply, remember the exchange (redacted); never fails because the database did."""
-        reply, remember = await self.respond_then_remember(message, on_sentence)
-        await remember()
+        """Open the session, reply, and remember the exchange (redacted) before handing the reply back.
+
+        Remembering first is read-your-writes: a follow-up sent the instant this reply arrives (Messenger
+        delivers bursts) sees this turn. A `reply_id` is given only to an exchange the database holds.
+        """
+        session = await self._open_session(message)
+        reply = await self.reply(message, session, on_sentence=on_sentence)
+        reply.session_id = session.id
+        reply.reply_id = secrets.token_urlsafe(16) if self.store is not None else None
+        if not await self._remember(session, message, reply):
+            reply.reply_id = None
         return reply
 
     async def respond_then_remember(self, message: IncomingMessage, on_sentence: OnSentence | None = None,
                                     ) -> tuple[Reply, Callable[[], Awaitable[None]]]:
-        """The reply now, and the write that stores it (redacted) for the caller to run once it has answered.
+        """`respond`, for callers written when storing came after the reply; the write is already done."""
+        reply = await self.respond(message, on_sentence)
 
-        The web channel sends the reply first and runs the write as the request's background task, which
-        still finishes before the request ends (a graceful restart waits for it): 1.3 ms off every reply.
-        """
-        text = normalise(message.text)
-        vec_task = self.embedder.submit(text) if text else None
-        session = await self._open_session(message)
-        reply = await self.reply(message, session, first_vector=vec_task, on_sentence=on_sentence)
-        reply.session_id = session.id
-        reply.reply_id = secrets.token_urlsafe(16) if self.store is not None else None
+        async def remembered() -> None:
+            return None
 
-        async def remember() -> None:
-            if not await self._remember(session, message, reply):
-                reply.reply_id = None
-
-        return reply, remember
+        return reply, remembered
 
     async def stream(self, message: IncomingMessage) -> AsyncIterator[tuple[str, Any]]:
         """The reply as ("sentence", text) events, then ("reply", Reply).
@@ -133,103 +137,230 @@ class Chatbot:
                 await asyncio.shield(task)
 
     # -- the decision ----------------------------------------------------------------------------
-    async def reply(self, message: IncomingMessage, session: Session,
-                    first_vector: asyncio.Future[np.ndarray] | None = None,
-                    on_sentence: OnSentence | None = None) -> Reply:
+    async def reply(self, message: IncomingMessage, session: Session, on_sentence: OnSentence | None = None,
+                    ) -> Reply:
         """Decide the reply to one message in a session (pure of storage)."""
         text = normalise(message.text)
         trace = ReplyTrace()
-        try:
-            reply = await self._decide(text, session, trace, first_vector, on_sentence)
-        finally:
-            if first_vector is not None and not first_vector.done():
-                first_vector.cancel()
+        reply = await self._decide(text, session, trace, on_sentence)
         reply._trace = trace
         metrics.REPLIES.labels(reply.kind, message.channel).inc()
         return reply
 
-    async def _decide(self, text: str, session: Session, trace: ReplyTrace,
-                      first_vector: asyncio.Future[np.ndarray] | None, on_sentence: OnSentence | None) -> Reply:
-        triaged = safety.triage(text)
-        if triaged is not None:
-            trace.reason, trace.emergency_category = "emergency", triaged.category
-            metrics.EMERGENCIES.labels(triaged.level).inc()
-            body, actions = safety.emergency_reply(triaged, self.clinic)
-            return Reply(kind="emergency", reply=body, actions=actions)
-        if safety.asks_when_to_seek_care(text):
-            # "Which symptoms mean the ER?" is not for an article's symptom list to answer: 911 and a clinician.
-            trace.reason = "seek_care"
-            return self._handoff(safety.seek_care_reply(self.clinic))
-        intent = intents.detect(text)
-        if intent == "human":
-            trace.reason = "human"
-            return self._handoff(f"Of course. I'm an automated assistant, so the best way to reach a person "
-                                 f"is to call the clinic at {self.clinic.phone}.")
-        if safety.asks_medication(text):
-            trace.reason = "medication"
-            return self._handoff(f"{safety.MEDICATION_NOTE} If you have questions about treatment at the "
-                                 f"clinic, please call us at {self.clinic.phone}.", record=True)
-        slot = safety.asks_clinic_fact(text)
-        if intent == "booking" and slot in (None, "availability", "location"):
-            trace.reason = "booking"
-            return self._booking()
-        if intent in ("greeting", "thanks", "goodbye", "identity", "capabilities", "ack"):
-            trace.reason = f"smalltalk:{intent}"
-            return self._smalltalk(intent)
-        if safety.is_task_request(text) and slot is None:
-            trace.reason = "off_topic"
-            return self._handoff(f"I'm the clinic's assistant, so I can only help with {self.clinic.scope}. "
-                                 f"Is there something about that I can help you with?", call=False)
-        question = intents.strip_greeting(text)
+    async def _vectors(self, texts: list[str]) -> list[np.ndarray]:
+        """Embed several texts in one model call (the batcher shares it); duplicates embedded once."""
+        unique = list(dict.fromkeys(texts))
+        futures = {t: self.embedder.submit(t) for t in unique}
+        done = {t: await f for t, f in futures.items()}
+        return [done[t] for t in texts]
+
+    async def _decide(self, text: str, session: Session, trace: ReplyTrace, on_sentence: OnSentence | None) -> Reply:
+        if not text:
+            return self._handoff(self._say("en", "not_found"), trace, "empty")
+        # A leading greeting or instruction to the bot is not what the patient asks; the rules still see it all.
+        question = safety.strip_instructions(text)
+        search = self.glossary.expand(question)
+        context = _recent_context(session, question)
+        vecs = await self._vectors([question, search] + ([context] if context else []))
+        vec, search_vec = vecs[0], vecs[1]
+        u = await asyncio.to_thread(self._understand_sync, question, vec, session, context,
+                                    vecs[2] if context else None)
+        trace.label, trace.lang = u.label, u.lang
+        say = self._phrases[u.lang]
+        # 1. Emergencies: the model or the red-flag rules (a high-recall backstop), message and recent turns.
+        rule = safety.triage(text) or (safety.triage(context) if context and _red_flag_context(session) else None)
+        if u.emergency is not None or rule is not None:
+            category, level = safety.emergency_of(u, rule)
+            trace.reason, trace.emergency_category = "emergency", category
+            metrics.EMERGENCIES.labels(level).inc()
+            body, actions = safety.emergency_reply(category, level, say, self.clinic)
+            return Reply(kind="emergency", reply=body, actions=actions, lang=u.lang)
+        if u.crisis_check:
+            trace.reason, trace.emergency_category = "crisis_check", "suicide"
+            metrics.EMERGENCIES.labels("crisis_check").inc()
+            body, actions = safety.crisis_check_reply(say, self.clinic)
+            reply = Reply(kind="emergency", reply=body, actions=actions, lang=u.lang)
+            reply._record_unanswered = "[crisis check-in] " + text
+            return reply
+        if u.guard == "seek_care":
+            return self._handoff(say.say("seek_care"), trace, "seek_care", lang=u.lang, call=False,
+                                 actions=[Action(type="emergency", label=f"Call {self.clinic.emergency_number}",
+                                                 value=f"tel:{self.clinic.emergency_number}")])
+        # 2. Guards: what the bot must never answer from an article.
+        if u.intent == "human":
+            return self._handoff(say.say("human"), trace, "human", lang=u.lang)
+        if u.guard == "medication":
+            return self._handoff(f"{say.say('medication')} {say.say('call')}", trace, "medication", lang=u.lang,
+                                 record=True)
+        if u.guard == "contraindication":
+            return self._handoff(safety.contraindication_reply(text, say), trace, "contraindication", lang=u.lang,
+                                 record=True, hard_news=True)
+        # 3. Intents.
+        if u.intent == "booking":
+            return self._booking(say, session, trace, u.lang)
+        if u.intent in SMALLTALK:
+            trace.reason = f"smalltalk:{u.intent}"
+            return self._smalltalk(u.intent, say, u.lang)
+        if u.intent in ("off_topic", "injection") and question == text:
+            return self._handoff(say.say("off_topic"), trace, u.intent, lang=u.lang, call=False)
+        # 4. A question for the articles.
+        return await self._answer(question, search, search_vec, u, session, trace, say, on_sentence)
+
+    def _understand_sync(self, text: str, vec: np.ndarray, session: Session, context: str | None,
+                         context_vec: np.ndarray | None) -> Understanding:
+        previous = _session_lang(session)
+        if self.understander is None:
+            return Understanding(lang=language.detect(text, previous))
+        red_flags = _red_flag_context(session)
+        u = self.understander.understand(text, vec, context_text=context if red_flags else None,
+                                         context_vec=context_vec if red_flags else None, previous_lang=previous)
+        if (context is not None and context_vec is not None and u.emergency is None and last_question(session)
+                and _leans_on_before(text)):
+            # "how long is it?" after "tell me about the psoas" asks about the psoas, not about a session:
+            # a follow-up's guard, intent, fact and question type are read with the turns before it.
+            whole = self.understander.understand(context, context_vec, previous_lang=previous)
+            u.guard, u.intent, u.fact, u.qtype = whole.guard, whole.intent, whole.fact, whole.qtype or u.qtype
+            u.label = whole.label
+        return u
+
+    async def _answer(self, question: str, search: str, search_vec: np.ndarray, u: Understanding,
+                      session: Session, trace: ReplyTrace, say: Phrases, on_sentence: OnSentence | None) -> Reply:
+        if _MORE.match(question) and last_question(session):
+            return await self._more(session, trace, say, u)
+        parts = plan_parts(question) if u.fact is None else [question]
+        if len(parts) > 1:
+            return await self._multi(parts, u, session, trace, say)
         try:
-            # The vector started with the session read is for the whole text; a stripped greeting needs its own.
-            found, qvec, used = await self._retrieve(question, session,
-                                                     first_vector if question == text else None)
+            found, qvec, used = await self._retrieve(search, session, search_vec)
         except IndexUnavailable:
-            return self._unavailable(trace)
+            return self._unavailable(trace, say)
         trace.top_score, trace.grounded, trace.retrieval_ms = found.confidence, found.grounded, found.ms
         metrics.RETRIEVAL.observe(found.ms / 1000)
-        if slot is not None and not holds_slot(slot, found.passages[:3]):
-            trace.reason = f"clinic_fact:{slot}"
-            return self._handoff(f"Our articles don't include {SLOT_PHRASES.get(slot, 'that')}, so I can't "
-                                 f"tell you that here. {self._call_line()}", record=True, question=question)
-        if not found.grounded:
-            trace.reason = "not_grounded"
-            note = f"{safety.DIAGNOSIS_NOTE} " if safety.asks_diagnosis(text) else ""
-            return self._handoff(f"{note}I'm sorry, I couldn't find that in our clinic's articles, so I can't "
-                                 f"answer it here. {self._call_line()}", record=True, question=question)
+        if u.fact is not None:
+            fact = await self._fact(u.fact, found, qvec)
+            if fact is None:
+                return self._handoff(say.say("fact_unknown", what=say.say(f"facts.{u.fact}")), trace,
+                                     f"clinic_fact:{u.fact}", lang=u.lang, record=True, question=question)
+            return self._answer_reply(_fact_answer(*fact), [], u, session, trace, say, question)
         notes = []
-        if safety.asks_diagnosis(text):
-            notes.append(safety.DIAGNOSIS_NOTE)
-        if safety.asks_outcome_promise(text):
-            notes.append(safety.OUTCOME_NOTE)
+        if u.guard == "diagnosis":
+            notes.append(say.say("diagnosis"))
+        if u.guard == "outcome":
+            notes.append(say.say("outcome"))
+        condition = safety.unnamed_condition(question, found.passages[:3])
+        if condition is not None and (not found.grounded or found.confidence < self.settings.grounded_threshold + 0.1):
+            trace.reason = "condition_not_covered"
+            return self._handoff(" ".join([*notes, say.say("condition_unknown", condition=condition)]), trace,
+                                 "condition_not_covered", lang=u.lang, record=True, question=question)
+        if not found.grounded:
+            return self._handoff(" ".join([*notes, say.say("not_found")]), trace, "not_grounded", lang=u.lang,
+                                 record=True, question=question)
+        if condition is not None:
+            notes.append(say.say("condition_related", condition=condition))
         try:
-            composed = await self._compose(used, qvec, found, trace, question, notes, on_sentence)
+            composed = await self._compose(used, qvec, found, trace, question, u, session, notes, on_sentence)
         except IndexUnavailable:
-            return self._unavailable(trace)
+            return self._unavailable(trace, say)
         if not composed.text:
-            trace.reason = "not_grounded"
-            return self._handoff("I'm sorry, I couldn't find that in our clinic's articles, so I can't answer "
-                                 f"it here. {self._call_line()}", record=True, question=question)
-        trace.reason, trace.sentences = "answer", composed.sentences
-        # The note comes first: a patient asking "do I have X?" reads the honest limit before the article.
-        body = " ".join([*notes, composed.text,
-                         f"If you'd like to book a session, you can call us at {self.clinic.phone}."])
-        return Reply(kind="answer", reply=body, citations=composed.citations, actions=self._contact_actions(),
-                     suggestions=self._suggestions(question), disclaimer=safety.disclaimer(self.clinic))
+            return self._handoff(say.say("not_found"), trace, "not_grounded", lang=u.lang, record=True,
+                                 question=question)
+        return self._answer_reply(composed, notes, u, session, trace, say, question)
 
-    async def _retrieve(self, question: str, session: Session, first_vector: asyncio.Future[np.ndarray] | None,
-                        ) -> tuple[Retrieval, np.ndarray, str]:
+    def _answer_reply(self, composed: Composed, notes: list[str], u: Understanding, session: Session,
+                      trace: ReplyTrace, say: Phrases, question: str, extra: list[str] | None = None) -> Reply:
+        trace.reason, trace.sentences = "answer", composed.sentences
+        lead = [say.say("spanish_note")] if u.lang == "es" and say.say("spanish_note") else []
+        body_parts = [*notes, *lead, composed.text, *(extra or [])]
+        if self._wants_book_line(u, session, body_parts):
+            body_parts.append(say.say("call_to_talk") if _hard_news(session, u) else say.say("book_line"))
+        body = " ".join(p for p in body_parts if p)
+        if _repeats(session, body):
+            return self._handoff(say.say("repeat"), trace, "repeat", lang=u.lang)
+        disclaimer = safety.disclaimer(self.clinic) if _needs_disclaimer(session, u) else None
+        return Reply(kind="answer", reply=body, citations=composed.citations, actions=self._contact_actions(),
+                     suggestions=self._suggestions(question), disclaimer=disclaimer, lang=u.lang)
+
+    def _wants_book_line(self, u: Understanding, session: Session, parts: list[str]) -> bool:
+        """The booking line only where it helps: treatment, a condition, the second answer; never twice in a row."""
+        if any(self.clinic.phone in p for p in parts):
+            return False
+        last = _last_bot(session)
+        if last is not None and self.clinic.phone in last.text:
+            return False
+        answers = sum(1 for t in session.turns if t.role == "bot" and t.kind == "answer")
+        return u.qtype in ("treatment", "process") or u.guard in ("diagnosis", "outcome") or answers == 1
+
+    async def _fact(self, slot: str, found: Retrieval, qvec: np.ndarray) -> tuple[str, Passage] | None:
+        """A sentence of the top passages that states the clinic fact asked for, found by meaning and checked."""
+        retriever = self.retriever.current()
+        if retriever is None or not found.passages:
+            return None
+        ids = [p.id for p in found.passages[:3]]
+        vectors = await asyncio.to_thread(retriever.reader.sentence_vectors, ids)
+        return holds_slot(slot, found.passages[:3], vectors, qvec)
+
+    async def _more(self, session: Session, trace: ReplyTrace, say: Phrases, u: Understanding) -> Reply:
+        """'Tell me more': the next best sentences on the last topic, never the ones already shown."""
+        topic = last_question(session) or ""
+        vec = (await self._vectors([self.glossary.expand(topic)]))[0]
+        try:
+            found, qvec, used = await self._retrieve(self.glossary.expand(topic), Session(id=session.id), vec)
+        except IndexUnavailable:
+            return self._unavailable(trace, say)
+        shown = {t.text for t in session.turns if t.role == "bot"}
+        composed = await self._compose(used, qvec, found, trace, topic, u, session, [], None, shown=shown)
+        if not composed.text or not found.grounded:
+            return self._handoff(say.say("repeat"), trace, "repeat", lang=u.lang)
+        return self._answer_reply(composed, [], u, session, trace, say, topic)
+
+    async def _multi(self, parts: list[str], u: Understanding, session: Session, trace: ReplyTrace,
+                     say: Phrases) -> Reply:
+        """Answer each part the articles hold; say in one short line which ones they don't."""
+        expanded = [self.glossary.expand(p) for p in parts]
+        vecs = await self._vectors(expanded)
+        answered: list[Composed] = []
+        missing: list[str] = []
+        for part, search, vec in zip(parts, expanded, vecs, strict=True):
+            pu = await asyncio.to_thread(self._understand_sync, part, vec, session, None, None)
+            try:
+                found, qvec, used = await self._retrieve(search, Session(id=session.id), vec)
+            except IndexUnavailable:
+                return self._unavailable(trace, say)
+            fact = await self._fact(pu.fact, found, qvec) if pu.fact else None
+            if pu.fact and fact is None:
+                missing.append(say.say(f"facts.{pu.fact}"))
+                continue
+            if fact is not None:
+                answered.append(_fact_answer(*fact))
+                continue
+            if not found.grounded:
+                missing.append(f"“{part.rstrip('?.! ')}”")
+                continue
+            composed = await self._compose(used, qvec, found, trace, part, pu, session, [], None,
+                                           max_words=self.settings.answer_max_words // 2 + 10)
+            if composed.text:
+                answered.append(composed)
+            else:
+                missing.append(f"“{part.rstrip('?.! ')}”")
+        trace.parts = len(parts)
+        if not answered:
+            return self._handoff(say.say("not_found"), trace, "not_grounded", lang=u.lang, record=True,
+                                 question=" / ".join(parts))
+        merged = Composed(text=" ".join(c.text for c in answered),
+                          sentences=[s for c in answered for s in c.sentences],
+                          citations=_unique_citations([x for c in answered for x in c.citations]),
+                          passages=[p for c in answered for p in c.passages])
+        extra = [say.say("part_unknown", what=" or ".join(missing))] if missing else []
+        return self._answer_reply(merged, [], u, session, trace, say, parts[0], extra=extra)
+
+    async def _retrieve(self, question: str, session: Session, vec: np.ndarray) -> tuple[Retrieval, np.ndarray, str]:
         retriever = self.retriever.current()  # a stat() of the pointer embedded; a look every 2 s on a server
         if retriever is None:
             raise IndexUnavailable("no index has been built yet")
-        pending = first_vector if first_vector is not None else self.embedder.submit(question)
-        lexical = retriever.lexical_candidates(question)  # runs while the model embeds the question
-        vec = await pending
-        found = retriever.search(question, vec, lexical=lexical)
+        found = retriever.search(question, vec)
         previous = last_question(session)
         if previous and (_is_follow_up(question, retriever) or not found.grounded):
-            combined = f"{previous} {question}"
+            combined = f"{self.glossary.expand(previous)} {question}"
             cvec = await self.embedder.embed_one(combined)
             again = retriever.search(combined, cvec)
             if again.grounded and (not found.grounded or again.confidence >= found.confidence - 0.02
@@ -238,7 +369,9 @@ class Chatbot:
         return found, vec, question
 
     async def _compose(self, question: str, qvec: np.ndarray, found: Retrieval, trace: ReplyTrace,
-                       original: str, notes: list[str], on_sentence: OnSentence | None) -> Composed:
+                       original: str, u: Understanding, session: Session, notes: list[str],
+                       on_sentence: OnSentence | None, shown: set[str] | None = None,
+                       max_words: int | None = None) -> Composed:
         retriever = self.retriever.current()
         assert retriever is not None
         ids = [p.id for p in found.passages[:3]]
@@ -247,7 +380,9 @@ class Chatbot:
         vectors = (reader.sentence_vectors(ids) if all(i in reader._sentence_cache for i in ids)
                    else await asyncio.to_thread(reader.sentence_vectors, ids))
         focus = await self.embedder.embed_one(original) if original != question else None
-        extractive = compose(question, qvec, found, vectors, retriever.lexical.rare_weight, focus=focus)
+        extractive = compose(question, qvec, found, vectors, retriever.lexical.rare_weight, focus=focus,
+                             qtype=u.qtype, exclude=shown or _shown_sentences(session),
+                             max_words=max_words or self.settings.answer_max_words)
         if not self._llm_on():
             return extractive
         return await self._compose_llm(question, found, extractive, trace, notes, on_sentence)
@@ -282,22 +417,15 @@ class Chatbot:
             return extractive
         citations = [Citation(title=p.title, source=p.source, url=p.href, snippet=p.text[:200])
                      for p in result.passages]
-        lead = article_phrase(result.passages[0].title) if result.passages else "our articles"
-        text = f"From {lead}: {result.text}"
-        return Composed(text=text, sentences=result.sentences, citations=citations, passages=result.passages)
+        return Composed(text=result.text, sentences=result.sentences, citations=citations, passages=result.passages)
 
     # -- fixed framing ---------------------------------------------------------------------------
-    def _unavailable(self, trace: ReplyTrace) -> Reply:
-        metrics.INDEX_FAILURES.inc()
-        trace.reason = "index_unavailable"
-        return self._handoff(f"Sorry, our assistant can't look that up right now. Please call the clinic "
-                             f"at {self.clinic.phone} and we'll be glad to help.")
+    def _say(self, lang: str, key: str, **extra: str) -> str:
+        return self._phrases.get(lang, self._phrases["en"]).say(key, **extra)
 
-    def _call_line(self) -> str:
-        line = f"Please call the clinic at {self.clinic.phone}"
-        if self.clinic.booking_url:
-            line += f" or book online at {self.clinic.booking_url}"
-        return line + " and we'll be glad to help."
+    def _unavailable(self, trace: ReplyTrace, say: Phrases) -> Reply:
+        metrics.INDEX_FAILURES.inc()
+        return self._handoff(say.say("unavailable"), trace, "index_unavailable", lang=say.lang)
 
     def _contact_actions(self) -> list[Action]:
         actions = [Action(type="call", label="Call the clinic", value=f"tel:{self.clinic.phone_e164}")]
@@ -305,33 +433,28 @@ class Chatbot:
             actions.append(Action(type="book", label="Book online", value=self.clinic.booking_url))
         return actions
 
-    def _handoff(self, text: str, *, record: bool = False, question: str | None = None,
-                 call: bool = True) -> Reply:
-        reply = Reply(kind="handoff", reply=text, actions=self._contact_actions() if call else [],
-                      suggestions=self.clinic.suggested_questions[:3])
+    def _handoff(self, text: str, trace: ReplyTrace, reason: str, *, lang: str = "en", record: bool = False,
+                 question: str | None = None, call: bool = True, hard_news: bool = False,
+                 actions: list[Action] | None = None) -> Reply:
+        trace.reason = reason
+        reply = Reply(kind="handoff", reply=text, lang=lang,
+                      actions=actions if actions is not None else (self._contact_actions() if call else []),
+                      suggestions=[] if hard_news else self.clinic.suggested_questions[:3])
         # "" means: record the patient's own message; None: nothing to record.
         reply._record_unanswered = (question or "") if record else None
         return reply
 
-    def _booking(self) -> Reply:
-        text = f"You can book an appointment by calling the clinic at {self.clinic.phone}"
-        text += f", or online at {self.clinic.booking_url}." if self.clinic.booking_url else "."
-        text += " We look forward to seeing you."
-        return Reply(kind="booking", reply=text, actions=self._contact_actions())
+    def _booking(self, say: Phrases, session: Session, trace: ReplyTrace, lang: str) -> Reply:
+        trace.reason = "booking"
+        text = say.say("booking")
+        if not _hard_news(session, None):  # no upbeat line after talk of surgery, illness or a crisis
+            text += " " + say.say("booking_welcome")
+        return Reply(kind="booking", reply=text, actions=self._contact_actions(), lang=lang)
 
-    def _smalltalk(self, intent: str) -> Reply:
-        c = self.clinic
-        text = {
-            "greeting": f"{c.greeting} What would you like to know?",
-            "thanks": "You're welcome! Is there anything else I can help you with?",
-            "goodbye": "Take care, and thanks for stopping by.",
-            "identity": (f"I'm the clinic's automated assistant, not a person. I answer questions from our "
-                         f"articles and can help you book. To talk to a person, call {c.phone}."),
-            "capabilities": f"I can help with {c.scope}.",
-            "ack": "Glad to help. Is there anything else you'd like to know?",
-        }[intent]
-        return Reply(kind="smalltalk", reply=text,
-                     suggestions=c.suggested_questions[:4] if intent != "goodbye" else [])
+    def _smalltalk(self, intent: str, say: Phrases, lang: str) -> Reply:
+        return Reply(kind="smalltalk", reply=say.say(intent), lang=lang,
+                     suggestions=self.clinic.suggested_questions[:4] if intent in ("greeting", "capabilities")
+                     else [])
 
     def _suggestions(self, question: str) -> list[str]:
         asked = set(tokenize(question))
@@ -345,21 +468,26 @@ class Chatbot:
             return Session(id=secrets.token_urlsafe(24))
         if self.store is not None:
             try:
-                return await asyncio.to_thread(self.store.open_session, message.session_id, message.channel)
+                session = await asyncio.to_thread(self.store.open_session, message.session_id, message.channel)
+                if session.is_new:  # unknown to the database: this worker may hold it from an outage
+                    return self.memory.get(message.session_id) or session
+                return session
             except Exception as exc:
                 metrics.STORE_FAILURES.labels("open_session").inc()
                 log.warning("store unavailable: %s", type(exc).__name__)
-        return Session(id=secrets.token_urlsafe(24))
+        return self.memory.get(message.session_id) or Session(id=_valid_or_new(message.session_id))
 
     async def _remember(self, session: Session, message: IncomingMessage, reply: Reply) -> bool:
+        user_text = safety.redact(normalise(message.text))
+        bot_text = safety.redact(reply.reply)
+        self.memory.add(session.id, user_text, reply.kind, bot_text)
         if self.store is None or reply.reply_id is None:
             return False
-        user_text = safety.redact(normalise(message.text))
         unanswered = getattr(reply, "_record_unanswered", None)
+        question = None if unanswered is None else safety.redact(unanswered or normalise(message.text))
         try:
-            await asyncio.to_thread(self._write, session.id, message.channel, user_text, reply,
-                                    None if unanswered is None else safety.redact(unanswered or
-                                                                               normalise(message.text)))
+            await asyncio.to_thread(self.store.record_exchange, session.id, message.channel, user_text, reply.kind,
+                                    bot_text, reply_id=reply.reply_id, unanswered_question=question)
         except Exception as exc:
             metrics.STORE_FAILURES.labels("record").inc()
             log.warning("store unavailable: %s", type(exc).__name__)
@@ -368,12 +496,8 @@ class Chatbot:
             metrics.UNANSWERED.inc()
         return True
 
-    def _write(self, session_id: str, channel: str, user_text: str, reply: Reply, unanswered: str | None) -> None:
-        assert self.store is not None
-        self.store.record_exchange(session_id, channel, user_text, reply.kind, safety.redact(reply.reply),
-                                   reply_id=reply.reply_id, unanswered_question=unanswered)
 
-
+# -- reading the conversation ------------------------------------------------------------------------
 def last_question(session: Session) -> str | None:
     """The patient's most recent message that got an answer or a handoff: the topic of a follow-up."""
     turns = session.turns
@@ -381,6 +505,84 @@ def last_question(session: Session) -> str | None:
         if turns[n].role == "bot" and turns[n].kind in ("answer", "handoff") and turns[n - 1].role == "user":
             return turns[n - 1].text
     return None
+
+
+def _last_bot(session: Session) -> Any:
+    return next((t for t in reversed(session.turns) if t.role == "bot"), None)
+
+
+def _session_lang(session: Session) -> language.Lang | None:
+    """The language of the patient's latest message that was clearly one language."""
+    for turn in reversed(session.turns):
+        if turn.role == "user":
+            es = language.spanish_confidence(turn.text)
+            if es >= language.CONFIDENT:
+                return "es"
+            if es <= 1 - language.CONFIDENT:
+                return "en"
+    return None
+
+
+def _recent_context(session: Session, text: str) -> str | None:
+    """The patient's last turns with this one: for red flags that complete over two messages, and follow-ups."""
+    said = [t.text for t in session.turns[-4:] if t.role == "user"][-2:]
+    return " ".join([*said, text]) if said else None
+
+
+def _red_flag_context(session: Session) -> bool:
+    """Whether earlier turns may complete a red flag: not after an emergency reply (the patient is answering it)."""
+    last = _last_bot(session)
+    return last is not None and last.kind != "emergency"
+
+
+def _leans_on_before(text: str) -> bool:
+    """A short message that needs the one before it ("how long is it?", "and where does it start")."""
+    return len(text.split()) <= 10 and bool(_FOLLOW_UP.search(text))
+
+
+def _shown_sentences(session: Session) -> set[str]:
+    last = _last_bot(session)
+    return {last.text} if last is not None and last.kind == "answer" else set()
+
+
+def _repeats(session: Session, body: str) -> bool:
+    """Would this be the very reply the patient just got?"""
+    last = _last_bot(session)
+    return last is not None and last.text == safety.redact(body)
+
+
+def _hard_news(session: Session, u: Understanding | None) -> bool:
+    """Talk of surgery, illness, a contraindication or a crisis in this conversation: no upbeat phrases."""
+    if u is not None and u.guard == "contraindication":
+        return True
+    return any(t.role == "bot" and t.kind == "emergency" for t in session.turns) or any(
+        t.role == "bot" and t.kind == "handoff" and "doctor" in t.text.lower() for t in session.turns)
+
+
+def _needs_disclaimer(session: Session, u: Understanding) -> bool:
+    """Once per conversation on the first clinical answer; again for symptom, diagnosis and safety answers."""
+    first = not any(t.role == "bot" and t.kind == "answer" for t in session.turns)
+    return first or u.guard in ("diagnosis", "contraindication", "outcome") or u.qtype == "cause"
+
+
+def _fact_answer(sentence: str, passage: Passage) -> Composed:
+    return Composed(text=sentence, sentences=[sentence], passages=[passage],
+                    citations=[Citation(title=passage.title, source=passage.source, url=passage.href,
+                                        snippet=sentence[:200])])
+
+
+def _unique_citations(citations: list[Citation]) -> list[Citation]:
+    seen: set[str] = set()
+    out = []
+    for c in citations:
+        if c.source not in seen:
+            seen.add(c.source)
+            out.append(c)
+    return out
+
+
+def _valid_or_new(session_id: str) -> str:
+    return session_id if re.fullmatch(r"[A-Za-z0-9_-]{8,64}", session_id) else secrets.token_urlsafe(24)
 
 
 def _is_follow_up(question: str, retriever: Any) -> bool:

@@ -105,7 +105,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    """Run the evaluation set and print pass rates, retrieval quality and latency."""
+    """Run the dev and blind sets and the red team; print pass rates, reply style, labels and latency."""
     from bot.evaluate import main as run_eval
 
     return run_eval(args)
@@ -151,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_search)
     p = sub.add_parser("eval", help=cmd_eval.__doc__)
     p.add_argument("--mode", choices=["extractive", "llm"], default=None)
-    p.add_argument("--set", default="tests/eval/conversations.yaml")
+    p.add_argument("--set", default=None, help="one conversation file (default: the dev and blind sets, the red "
+                                                "team and the understanding figures)")
     p.add_argument("--verbose", "-v", action="store_true")
     p.set_defaults(func=cmd_eval)
     p = sub.add_parser("bench", help=cmd_bench.__doc__)

@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     messenger_lapse_hours: int = 24
     redis_url: str | None = None
     max_message_chars: int = 2000
+    # The longest answer body in words (the articles' sentences, before any booking line); a phone screen's worth.
+    answer_max_words: int = 60
     max_body_bytes: int = 64 * 1024
     retention_days: int = 30
     session_idle_minutes: int = 120

@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.config import ClinicProfile
-from bot.types import Action
+from bot.phrases import Phrases
+from bot.types import Action, Passage
+from bot.understanding import Understanding, conditions
 
 Level = Literal["emergency", "crisis", "urgent"]
 
-DIAGNOSIS_NOTE = "Only a licensed medical provider can diagnose what is causing your symptoms."
-MEDICATION_NOTE = "I can't advise on medicines or doses; please ask your doctor or pharmacist."
-OUTCOME_NOTE = "No one can promise how treatment will work for you; everyone's body responds differently."
 
 
 @dataclass(frozen=True)
@@ -435,45 +434,91 @@ def triage(text: str) -> Triage | None:
 
 
 # --- replies ---------------------------------------------------------------------------------------------------------
-_WHY = {
-    "cauda_equina": "new bladder or bowel trouble, numbness around the groin or new leg weakness can mean the nerves "
-                    "at the base of the spine are being squeezed, which needs treatment within hours",
-    "chest_pain": "chest pain or pressure can be a sign of a heart problem",
-    "stroke": "these can be signs of a stroke, and every minute counts, even if they go away",
-    "breathing": "serious trouble breathing needs help right away",
-    "infection": "fever or chills with back pain can be a sign of a serious infection",
-    "fracture": "after a fall or accident, severe pain or not being able to stand or walk can mean a broken bone",
-    "aorta": "sudden tearing pain or a pulsing feeling in the belly can be a sign of a problem with a major blood "
-             "vessel",
-    "fainting": "fainting needs to be checked by a doctor right away",
-    "bleeding": "heavy bleeding needs help right away",
-    "head_injury": "a head injury with confusion, vomiting or drowsiness needs to be checked right away",
-    "overdose": "taking too much of a medicine can be dangerous even if you feel all right now",
-    "unconscious": "someone who is unconscious, not breathing or having a seizure needs help right away",
-    "urgent:fracture": "With fragile bones, even a small fall or strain can cause a fracture",
-    "urgent:infection": "Back pain with IV drug use or a weakened immune system can be a sign of infection",
-    "urgent:hot_joint": "A hot, red, swollen joint, especially with a fever, can be a sign of infection",
-    "urgent:cancer": "New back pain, night pain or unexplained weight loss should be checked by a doctor",
-}
+# The model's labels and the rules' categories, to the reply's "why" (bot/prompts/replies.yaml) and its urgency.
+_CATEGORY = {"chest_pain": "chest", "leg_weakness": "leg_weakness", "hot_joint": "hot_joint"}
+_URGENT_LABELS = {"cancer", "hot_joint"}
 
 
-def emergency_reply(t: Triage, clinic: ClinicProfile) -> tuple[str, list[Action]]:
+def emergency_of(u: Understanding, rule: Triage | None) -> tuple[str, Level]:
+    """The category and urgency to act on: the rules' when they fired (more specific), else the model's."""
+    if rule is not None and (u.emergency is None or _RANK[rule.level] <= _RANK[_level_of(u)]):
+        return _CATEGORY.get(rule.category, rule.category), rule.level
+    assert u.emergency is not None
+    return u.emergency.split(".", 1)[1], _level_of(u)
+
+
+def _level_of(u: Understanding) -> Level:
+    name = (u.emergency or "").split(".", 1)[-1]
+    if name == "suicide":
+        return "crisis"
+    return "urgent" if name in _URGENT_LABELS else "emergency"
+
+
+def emergency_reply(category: str, level: Level, say: Phrases, clinic: ClinicProfile) -> tuple[str, list[Action]]:
     """A short, calm instruction to get help now and its emergency buttons; no booking, no clinic phone."""
     er, crisis = clinic.emergency_number, clinic.crisis_number
-    if t.level == "crisis":
-        text = (f"I'm really sorry you're going through this, and I'm glad you said something. Please call or text "
-                f"{crisis} (Suicide & Crisis Lifeline) now to talk with someone, any time, day or night. If you are in "
-                f"immediate danger, call {er}.")
-        return text, [Action(type="emergency", label=f"Call or text {crisis}", value=f"tel:{crisis}"),
-                      Action(type="emergency", label=f"Call {er}", value=f"tel:{er}")]
-    if t.level == "urgent":
-        why = _WHY.get(f"urgent:{t.category}", "This should be checked by a doctor")
-        text = (f"{why}. Please see a doctor or urgent care promptly (today). If it gets worse, call {er} or go to the "
-                f"nearest emergency room.")
+    if level == "crisis":
+        return say.say("crisis"), [Action(type="emergency", label=f"Call or text {crisis}", value=f"tel:{crisis}"),
+                                   Action(type="emergency", label=f"Call {er}", value=f"tel:{er}")]
+    if level == "urgent":
+        text = say.say("urgent", why=say.say(f"why_urgent.{category}"))
         return text, [Action(type="emergency", label=f"Call {er} if it gets worse", value=f"tel:{er}")]
-    why = _WHY.get(t.category, "these symptoms need to be checked right away")
-    text = f"Please call {er} or go to the nearest emergency room now: {why}. Please don't wait for a reply here."
+    text = say.say("emergency", why=say.say(f"why.{category}"))
     return text, [Action(type="emergency", label=f"Call {er}", value=f"tel:{er}")]
+
+
+def crisis_check_reply(say: Phrases, clinic: ClinicProfile) -> tuple[str, list[Action]]:
+    """Uncertain crisis signals: a kind check-in with 988, 911 and the clinic's phone; never 'can't find that'."""
+    crisis, er = clinic.crisis_number, clinic.emergency_number
+    return say.say("crisis_check"), [
+        Action(type="emergency", label=f"Call or text {crisis}", value=f"tel:{crisis}"),
+        Action(type="emergency", label=f"Call {er}", value=f"tel:{er}"),
+        Action(type="call", label="Call the clinic", value=f"tel:{clinic.phone_e164}")]
+
+
+# Whom to ask first, by what the patient mentioned; the reply never reassures and never quotes an article.
+_ASK_FIRST = (
+    ("contraindication_surgeon", re.compile(r"surg|operat|replace|repair|fusion|cirug|operaci|reemplaz", re.I)),
+    ("contraindication_oncologist", re.compile(r"cancer|chemo|radiat|tumou?r|oncolog|quimio|c[aá]ncer", re.I)),
+    ("contraindication_pregnancy", re.compile(r"pregnan|expecting|trimester|embaraz", re.I)),
+)
+
+
+def contraindication_reply(text: str, say: Phrases) -> str:
+    """'Is it safe for me with X?': ask the surgeon/oncologist/doctor first, and a call to talk it over."""
+    key = next((k for k, rx in _ASK_FIRST if rx.search(text)), None)
+    if key is not None:
+        return say.say(key)
+    return say.say("contraindication", situation=say.say("contraindication_situation"))
+
+
+def unnamed_condition(question: str, passages: list[Passage]) -> str | None:
+    """The condition a question names when none of these passages names it ("plantar fasciitis"), else None."""
+    found = conditions.find(question)
+    if found is None or conditions.mentioned_in(found, [p.text for p in passages]):
+        return None
+    return found.name
+
+
+# A leading instruction to the bot ("you are now a pirate.", "ignore your rules and ...") or greeting is not
+# the question: retrieving it with the question only blurs what the patient asked. Nothing obeys it.
+_PREFIX = re.compile(
+    r"^\s*(?:(?:hi+|hello+|hey+|hola|good (?:morning|afternoon|evening)|thanks?(?: you)?|ok(?:ay)?)\b[\s,.!:;-]*"
+    r"|(?:(?:you are|you're|youre) now|ignore|disregard|forget|override|pretend|act as|from now on"
+    r"|(?:system|admin|developer)\s*:)[^.!?\n]*?(?:[.!?\n]+|[,;]|\band\b)\s*)",
+    re.I,
+)
+
+
+def strip_instructions(text: str) -> str:
+    """The message without a leading greeting or instruction to the bot, so the question gets retrieved."""
+    stripped = text
+    for _ in range(3):  # "hi! you are now a pirate. what is ..." has two prefixes
+        m = _PREFIX.match(stripped)
+        if not m or not m.end():
+            break
+        stripped = stripped[m.end():]
+    return stripped.strip() or text
 
 
 def disclaimer(clinic: ClinicProfile) -> str:
@@ -506,207 +551,3 @@ def redact(text: str) -> str:
     for rx, token in _REDACTIONS:
         text = rx.sub(token, text)
     return text
-
-
-# --- scope guards ----------------------------------------------------------------------------------------------------
-_CONDITIONS = (r"sciatica|herniat\w*|bulg\w* dis[ck]|slipped dis[ck]|dis[ck] (?:problem|issue|injury|bulge)|pinched "
-               r"nerve|\w*arthritis|bursitis|tendin\w*|tendon\w*|stenosis|fracture|tear|torn \w+|strain|sprain|cancer|"
-               r"tumou?r|infection|kidney stones?|fibromyalgia|scoliosis|spondyl\w*|\w+ syndrome|disease|condition|"
-               r"disorder|injury|nerve damage|impingement|degenerat\w*|hernia|cyst|something serious")
-DIAGNOSIS = _rx(
-    r"\b(?:do|could|might|may|am) i (?:have|be having|possibly have|be suffering from|suffering from|be dealing with|"
-    r"dealing with)\b(?! to\b| (?:an? |my |the |any )?(?:appointment|session|booking|visit|time|question|choice|"
-    r"options?|insurance|openings?)\b)",
-    rf"\b(?:is|could|might|would|can) (?:it|this|that|my \w+(?: \w+)?) (?:be )?(?:a |an |my |from |caused by |due to |"
-    rf"just |actually |possibly )*{G2}(?:{_CONDITIONS})\b|\b(?:it|this|that) (?:sounds?|seems?|feels?) like (?:a |an |"
-    rf"i have )?{G2}(?:{_CONDITIONS})|\bi think i (?:have|might have|may have|got) {G2}(?:{_CONDITIONS})",
-    r"\b(?:is|could|might|would|can|may) (?:it|this|that|my \w+(?: \w+)?) (?:be |come )?(?:caus\w*|due to|because "
-    r"of|related to|a sign of|a symptom of)\b|\b(?:is|could|might|would|can|may) (?:it|this|the pain|my \w+(?: \w+)?) "
-    r"(?:be |come )?from (?:my|a|an)\b|\bdiagnos\w*|\bwrong with (?:me|my)\b|\bwhats? wrong\b",
-    r"\bwhats? (?:is )?(?:causing|going on with|the (?:cause|reason) (?:of|for) (?:my|this|it))\b|\bwhat (?:could|"
-    r"might|would|can) (?:be )?caus\w* (?:my|this|these|it)\b|\bwhat (?:do i|i) have\b|\bwhat (?:i|it) (?:could|"
-    r"might) (?:have|be)\b",
-    r"\bwhy (?:does|do|is|am|are) (?:my|i) (?:\w+ ){0,3}(?:hurt|hurting|ache|aching|numb|sore|in pain)\b|\bwhat "
-    r"(?:condition|disease|injury) (?:do|could|might) i\b|\bwhat is wrong\b|\bis (?:it|this|that|my \w+(?: \w+)?) "
-    r"(?:serious|bad|dangerous)\b(?! (?:to|for|if)\b)",
-    r"\b(?:do|does) (?:you|it|this) (?:think|sound like|look like) (?:i|its|it is|this is|my)\b|\bis (?:it|"
-    r"this) (?:my |a |the )?\w+ or (?:my |a |the )?\w+\b",
-    # "is my posture the reason my back hurts": naming the cause of the patient's own pain is a diagnosis.
-    r"\b(?:is|could|might|would|can|may) (?:it|this|that|my \w+(?: \w+)?) (?:be |really )?(?:the |a )?(?:main |real "
-    r"|root )?(?:reason|cause|culprit|source)(?: (?:for|of|why|behind))? (?:my|i|im|it hurts|the pain)\b|\b(?:is|could|"
-    r"might|would) (?:it|this|that|my \w+(?: \w+)?) (?:be )?(?:to blame|behind my)\b")
-MEDICATION = _rx(
-    rf"\b(?:{_DRUGS})\b|\bhow (?:much|many) (?:\w+ )?(?:should|can|do) i take\b|\bshould i (?:take|stop taking|keep "
-    r"taking|start taking|try taking|be taking) (?:something|anything)\b",
-    r"\b(?:medications?|(?<!alternative )(?<!eastern )(?<!western )(?<!chinese )(?<!sports )(?<!holistic )medicines?"
-    r"(?! ball)|meds|prescriptions?|dosage|doses?|mg|milligrams?|pills?|tablets?|supplements?|over the counter)\b")
-# Words that name a kind of session ("a massage therapy appointment"), not "the effects of a session".
-_KIND = r"(?:(?!(?:of|after|before|from|since|until|for|in|with|not|no)\b)\w+ ){0,3}"
-_SESSION = r"(?:sessions?|appointments?|appts?|treatments?|visits?|consult\w*|evaluations?|massages?|class(?:es)?)"
-# In priority order: "is there a fee if I cancel" is about cancellation before it is about price.
-_FACTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((slot, _rx(*parts)) for slot, parts in (
-    ("discount", (r"\bdiscount\w*|\bfree (?:session|consult\w*|trial|visit|treatment|evaluation|massage|first|"
-                  r"intro\w*)",
-                  rf"\b(?:first|initial|intro\w*) {_SESSION} (?:is |for )?free|\bcoupons?\b|\bpromo\w*|\bspecials?\b",
-                  r"\bdeals?\b(?! with)|\bgroupon|\bvouchers?|\bgift (?:cards?|certificates?)|\bsliding scale|"
-                  r"\bcheaper\b|\breduced (?:rate|price|fee)")),
-    ("cancellation", (r"\bcancel\w*|\bno ?shows?\b|\blate (?:fee|policy)|\bmiss(?:ed)? (?:my |an |the )?(?:appointment|"
-                      r"session)|\b\d+ hours? notice|\brefund\w*",)),
-    ("insurance", (r"\binsur\w*|\bmedicare|\bmedicaid|\bhsa\b|\bfsa\b|\bhealth savings|\bcovered (?:by|under|with)\b|"
-                   rf"\b(?:is|are) (?:it|this|that|they|{_SESSION}) covered\b|\bco ?pays?\b|\bdeductible|\bin network|"
-                   r"\bout of network|\bblue cross|\bbcbs|\baetna|\bcigna|\bunited ?health\w*|\btricare|\bhumana|"
-                   r"\bsuperbill|\breimburs\w*",)),
-    ("payment", (r"\b(?:pay|paying) (?:with|by|using|via|in cash|upfront)\b|\bpayment (?:methods?|options?|plans?)|"
-                 r"\b(?:credit|debit) cards?|\bvenmo|\bpaypal|\bzelle|\bapple pay|\bcash only|\b(?:take|accept) (?:cash"
-                 r"|cards?|checks?|credit|debit)|\bhow (?:do|can) i pay",)),
-    ("price", (r"\bprices?\b|\bpricing|\bpriced\b|\bcosts?\b(?! (?:me|us|my|our|you|your|him|her|them))|\bcosting|"
-               rf"\bfees?\b|\b(?:your|the|session|hourly|cash|self pay) rates?\b|\bhow much (?:is|are|for|per|does|do|"
-               rf"would|will|to) {G3}(?:{_SESSION}|charge|cost|pay|run)\b|\bhow much (?:is|was) (?:it|that)\W*$",
-               r"\bexpensive|\bafford\w*|\bout of pocket|\bself pay|\bwhat do you charge|\bdollars?\b")),
-    # "how long does a first massage appointment usually last": a kind of session can sit before the noun.
-    ("duration", (rf"\bhow (?:long|much time) (?:is|are|does|do|will|would|should|can) (?:a |an |the |each |one |your "
-                  rf"|my )?{_KIND}{_SESSION}\b|\b{_SESSION} (?:length|duration)",
-                  rf"\blength of (?:a |the |each |your |my )?{_SESSION}|\bhow many {_SESSION} (?:do|will|would|should|"
-                  rf"does|is|are)\b|\bhow long (?:does|will) it (?:take|last)\W*$|\b(?:\d+|thirty|sixty|ninety) ?"
-                  rf"(?:min\w*|hours?) (?:long )?{_SESSION}|\bhow (?:many )?(?:minutes|hours) (?:is|are|does|do) (?:a "
-                  rf"|the |each |your )?{_SESSION}")),
-    ("availability", (r"\bopenings\b|\ban opening\b|\bany opening\b|\bavailability\b|\bavailable (?:appointments?|"
-                      r"slots?|times?|spots?|today|tomorrow|this|next|on|at|for (?:an? )?(?:appointment|session|"
-                      r"visit))|\b(?:are|is) (?:you|there|anyone|anything|someone) available|\bany (?:slots?|spots?|"
-                      r"times?|room)\b|\b(?:fit|squeeze) (?:me|us|my \w+) in\b|\bhow soon can\b|"
-                      r"\bearliest (?:appointment|available|opening|time|slot)|\bnext (?:available|opening|open)|"
-                      r"\bwait(?:ing)? ?list|\bwait time|\bbooked up|\bfully booked|\b(?:taking|"
-                      r"accepting) new (?:patients|clients)",)),
-    ("hours", (r"\b(?:your|business|office|opening|clinic) hours|\bwhat are (?:your |the )?hours|\bhours of operation|"
-               r"\bhours (?:are you|do you|on)\b|\bwhat time (?:do|are|does|is) (?:you|the (?:clinic|office))|"
-               r"\bwhen (?:are|do|does|is) (?:you|the (?:clinic|office)) (?:open|close|closed)|\b(?:are|r) (?:you|u|"
-               r"yall) (?:open|closed)|\bopen (?:on |this |next |every )?(?:mon|tues?|wed|wednes|thu|thurs|fri|sat|"
-               r"satur|sun)(?:days?)?\b|\bopen (?:on )?(?:weekends?|evenings?|late|early|today|tomorrow|on holidays)|"
-               r"\bwork (?:on )?(?:weekends|saturdays|sundays|evenings)|\bwhat days (?:are|do) you|\bclos(?:e|"
-               r"ing) time|\blatest (?:appointment|time)",)),
-    ("parking", (r"\bparking\b|\b(?:place|spot|somewhere|where) to park\b|\b(?:where|can|do|should) (?:\w+ ){0,2}"
-                 r"park\b|\bpark (?:there|nearby|near|on the street|outside|for free|at (?:the|your))",)),
-    ("location", (r"\baddress\b|\bwhere (?:are|r) (?:you|u|yall)(?: guys)?(?: located| based| at)?\W*$|\bwhere (?:are|"
-                  r"r) (?:you|u|yall) (?:located|based)|\bwhere (?:is|s) (?:the |your )?(?:clinic|office|practice|"
-                  r"studio|building)\b|\b(?:your|clinic|office) location|\bdirections (?:to|from)\b|\bget directions|"
-                  r"\bhow (?:do|can) i (?:get|find) (?:to )?(?:you|the (?:clinic|office)|your (?:clinic|office))\b|"
-                  r"\bwhat (?:part of|area of) town|\bwhich (?:street|building|suite)|\bhow far (?:are|is) (?:you|the "
-                  r"clinic)",)),
-    ("staff", (r"\bwho (?:is|are|will|would|does|do|s) (?:the |my |your )?(?:therapists?|practitioners?|providers?|"
-               r"owner|staff|treat\w*|work(?:ing)? (?:on|with|there)|do the)\b|\bwho (?:will i|would i|do i) (?:see|"
-               r"work with|be seeing)|\b(?:therapist|practitioner|provider|owner)s? (?:name|credentials|background|"
-               r"experience|qualifications|training|bio)\b|\bname of (?:the|your) (?:therapist|practitioner|owner)|"
-               r"\bcredentials|\bcertifi\w*|\bqualifications|\b(?:is|are) (?:she|he|they|you|"
-               r"the therapist) (?:licensed|certified|trained|a (?:physical therapist|massage therapist|doctor|"
-               r"chiropractor))|\bhow (?:long|many years) (?:has|have) (?:she|he|they|you|"
-               r"the therapist) (?:been (?:practicing|doing (?:this|it)|in practice|a therapist|licensed|certified)|"
-               r"practic\w*)|\b(?:your|the) staff\b|\bhow many therapists|\bmale or female|\bwho works (?:there|here)",
-               r"\bwhos the (?:therapist|practitioner|provider|owner)|\bwho(?:s| is| will|"
-               r" would)? (?:be )?(?:treating|seeing|working on) me\b|\b(?:experienced|qualified|trained|"
-               r"licensed) is (?:the|your|she|he)\b|\b(?:training|experience|background|qualifications|"
-               r"certifications?) (?:does|do|has|have) (?:the |your )?(?:therapists?|practitioners?|she|he|they)\b")),
-))
-OUTCOME = _rx(
-    r"\bguarant\w*|\bpromise\w*|\bsuccess rate|\bpermanent\w* (?:fix|cure|relief|results?)|\bnever come back|\bcured\b"
-    r"|\bcure (?:my|me|it|this|the)\b",
-    r"\b(?:will|would|can|could|does|is) (?:it|this|that|the treatment|treatment|therapy|a session|sessions|the "
-    r"sessions|this treatment|\w+ release|you) (?:definitely |really |actually |completely |fully |permanently |for "
-    r"sure )?(?:cure|fix|heal|eliminate|get rid of|solve|resolve|reverse)\b",
-    r"\b(?:definitely|100 ?%|100 percent|for sure|surely|certainly|always) (?:work|help|fix|cure|heal)|\b(?:work|help|"
-    r"fix|cure) for sure\b|\bwill (?:it|this|that) (?:definitely |really |actually )?work\b",
-    rf"\bhow (?:many|long) {G4}(?:until|till|til|before|to (?:be|get|feel)) (?:i |im |my |it |the pain )?(?:\w+ )?"
-    r"(?:fixed|cured|healed|better|pain ?free|gone|normal|recovered|goes away)|\b(?:will|would) i (?:\w+ ){0,2}(?:be|"
-    r"get|feel) (?:\w+ ){0,2}(?:cured|fixed|healed|pain ?free|better|back to normal)",
-    r"\b(?:will|would) (?:my|the) (?:\w+ ){0,2}(?:go away|disappear|be gone|stop|get better|be cured|be fixed|"
-    r"heal)\b|(?<!how )(?<!why )\b(?:does|do) (?:it|this|they) (?:always |really |actually )?work\b|\b(?:get rid of|"
-    r"fix) (?:\w+ ){0,3}(?:forever|for good|permanently)")
-_CARE = (r"(?:the |an? )?(?:er|e r|emergency(?: room| department)?|hospital|urgent care|a ?and ?e|911|an ambulance|"
-         r"doctor)")
-# "What symptoms should make me go to the ER?" asks which symptoms are an emergency: a clinician's call, not the
-# articles' (their symptom lists are not red flags). A report ("i have chest pain, should i go?") is triaged first.
-SEEK_CARE = _rx(
-    rf"\b(?:what|which) (?:\w+ )?(?:symptoms?|signs?|pain|problems?) {_gap(4)}(?:go|get|take|head|rush|send)\w* "
-    rf"(?:me |you |someone |them |us )?(?:to|into) (?:see )?{_CARE}\b",
-    rf"\bwhen (?:should|do|would|must|is it time to|to) (?:i |you |someone |one |people |we )?(?:\w+ )?(?:go to|get to|"
-    rf"head to|call|see|visit) (?:see )?{_CARE}\b|\bshould i (?:go to|call|see) {_CARE}\b",
-    r"\bhow (?:do|would|can|will) (?:i|you) (?:know|tell) (?:if|when|whether) (?:\w+ ){0,6}(?:(?:an? )?emergency|"
-    r"serious|go to (?:the )?(?:er|hospital|emergency room)|call 911)\b|\b(?:red flags?|warning signs?|danger signs?|"
-    r"emergency (?:signs|symptoms))\b")
-TASK = _rx(
-    r"(?<!i )(?<!we )(?<!they )\b(?:write|compose|draft|generate|create|make|give) (?:me |us )?(?:a |an |some |the |"
-    r"my )?(?:\w+ )?(?:poem|poetry|story|song|essay|haiku|limerick|lyrics|code|script|program|function|cover letter|"
-    r"resume|speech|rap|novel|tweet|caption|sonnet|joke|riddle|recipe|business plan|meal plan|itinerary)s?\b",
-    r"\btell me (?:a |another |some )?(?:joke|story|riddle|fun fact)s?\b|\bany (?:good )?jokes\b|"
-    r"\bsing (?:me )?a song|\btranslat\w*|\bhow do you say\b|\bstocks?\b|\bstock (?:price|market)|\bshare price|"
-    r"\bcrypto\w*|\bbitcoin|\bnasdaq",
-    r"\b(?:whats? the|how is the|hows the|todays|tomorrows) weather\b|\bweather (?:today|tomorrow|this weekend|in|like|"
-    r"forecast|report)\b|\bforecast\b|\bwill it (?:rain|snow)\b|\b(?:sports?|game|match) scores?|\bwho won\b|\bscore "
-    r"of the|\b(?:nfl|nba|mlb|nhl|super bowl|world cup|world series)",
-    r"\b(?:recommend|suggest|good|best|find|nice) (?:\w+ ){0,2}restaurants?\b|\bwhere (?:should|can|to) (?:i |"
-    r"we )?eat\b|\bplaces? to eat|\brecipes?\b|\bhow (?:do i|to|do you) (?:cook|bake)\b|\bcapital of\b|\btrivia\b|"
-    r"\bwho invented|\bwho (?:was|is) the (?:first |current )?(?:president|king|queen|prime minister)",
-    r"\bmath\b|\bhomework\b|\bsolve (?:this|for|the|my|\d|x\b)|\bequations?\b|\bcalculate\b|\bderivative|"
-    r"\bwhat is \d+ (?:plus|minus|times|divided by|x) \d+|\b\d+ (?:plus|minus|times|divided by) \d+",
-    r"\b(?:python|javascript|sql|html|css) (?:code|script|function|program|query)?|\bdebug (?:my|this)\b|\b(?:movie|"
-    r"book|tv show|music) recommendations?|\b(?:movie|show) to watch|\bplay a game|\bchess\b")
-INJECTION = _rx(
-    r"\b(?:ignore|disregard|forget|override|bypass) (?:\w+ ){0,3}(?:instructions?|rules|prompts?|directions|guidelines|"
-    r"guardrails|programming|training|restrictions|safety|filters?|polic(?:y|ies)|context)\b|\b(?:ignore|disregard|"
-    r"forget) (?:everything|all) (?:above|before|previous|prior|you (?:were|have been) told)",
-    r"\byou(?: are|re) now\b(?! (?:my )?(?:favorite|closed|open|booked|available)\b)|\b(?:ignore|disregard|"
-    r"forget) (?:everything |all )?(?:the )?(?:above|previous|prior|preceding)\b|\bfrom now on (?:you|act|respond|"
-    r"answer|only)|\byou (?:are|will be) no longer (?:a |an )?(?:bot|assistant|bound|restricted)|\bpretend (?:to be|"
-    r"you|that|youre|your|were|we|i am|im)|\bact as (?:an? (?:unrestricted|different|new|evil|doctor|physician|human|"
-    r"person|ai)|my)\b|\brole ?play|\bimagine you are",
-    r"\b(?:developer|dev|debug|admin|god|unrestricted|jailbreak|dan) mode\b|\bjailbr[eo]\w*|\bdo anything now\b|"
-    r"\bsystem (?:prompt|message|instructions?)|\b(?:your|the) (?:initial|original|hidden|secret) (?:instructions|"
-    r"prompt|rules|programming)|\byour (?:prompt|programming)\b|\blets play a game where",
-    r"\b(?:reveal|show|print|repeat|output|display|tell me|give me|leak) (?:me )?(?:your|the) (?:\w+ )?(?:prompt|"
-    r"instructions|config\w*)|\bi (?:hereby )?(?:authori[sz]e you|give you permission|grant you permission|am "
-    r"authori[sz]ing you)|\bnew instructions\b|\bsudo\b|\bno (?:restrictions|filters)\b|\bunfiltered\b|\buncensored\b",
-    r"\bas (?:the|an?|your) (?:clinic )?(?:owner|admin\w*|administrator|developer|creator|programmer|manager|operator)"
-    r"\b,? (?:\w+ ){0,4}(?:authori[sz]e|order|instruct|command|permit|allow|override|you (?:must|should|can|will|are))")
-_RAW_INJECTION = re.compile(r"<\|?(?:system|im_start)|\[(?:system|inst)\]|#{2,}\s*(?:system|instruction)", re.I)
-
-
-def asks_diagnosis(text: str) -> bool:
-    """True when the patient asks what condition they have or what is causing their symptoms."""
-    return bool(DIAGNOSIS.search(_norm(text)))
-
-
-def asks_medication(text: str) -> bool:
-    """True when the message asks about medicines, doses, or starting or stopping them."""
-    return bool(MEDICATION.search(_norm(text)))
-
-
-def asks_clinic_fact(text: str) -> str | None:
-    """The clinic-fact slot a message asks about (price, hours, insurance, ...), or None; specific slots win."""
-    t = _norm(text)
-    return next((slot for slot, rx in _FACTS if rx.search(t)), None)
-
-
-def asks_outcome_promise(text: str) -> bool:
-    """True when the message asks for a cure, a guarantee or a number of sessions until fixed."""
-    return bool(OUTCOME.search(_norm(text)))
-
-
-def asks_when_to_seek_care(text: str) -> bool:
-    """True when the message asks which symptoms need the ER, 911 or a doctor, rather than reporting one."""
-    return bool(SEEK_CARE.search(_norm(text)))
-
-
-def seek_care_reply(clinic: ClinicProfile) -> str:
-    """The honest answer to "when should I go to the ER?": the emergency number first, then their own clinician."""
-    return (f"Our articles don't cover which symptoms need emergency care, and I can't judge that for you. If you "
-            f"think you might be having an emergency, call {clinic.emergency_number} or go to the nearest emergency "
-            f"room now. For any other symptom that worries you, please ask your doctor.")
-
-
-def is_task_request(text: str) -> bool:
-    """True for off-topic generic tasks: poems, code, jokes, translation, weather, scores, recipes, trivia, math."""
-    return bool(TASK.search(_norm(text)) or re.search(r"\bwhat(?:'s| is) \d+\s*[-+*x×]\s*\d+", text.lower()))
-
-
-def is_injection(text: str) -> bool:
-    """True when the message tries to change the bot's rules ("ignore previous instructions", "you are now" ...)."""
-    return bool(INJECTION.search(_norm(text)) or _RAW_INJECTION.search(text))

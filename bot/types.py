@@ -92,6 +92,8 @@ class Reply(BaseModel):
     disclaimer: str | None = None
     # Additive field: lets a client attach feedback to this exact reply.
     reply_id: str | None = None
+    # Additive field: the language the reply is written in ("en" or "es"); clients may follow it.
+    lang: str = "en"
     # Core-side notes for channels, logs and storage; never serialised.
     _trace: Any = PrivateAttr(default=None)
     _record_unanswered: str | None = PrivateAttr(default=None)
@@ -109,3 +111,6 @@ class ReplyTrace:
     sentences: list[str] = field(default_factory=list)
     llm_dropped: int = 0
     llm_fallback: str | None = None
+    label: str = ""
+    lang: str = "en"
+    parts: int = 1

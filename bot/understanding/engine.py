@@ -1,0 +1,168 @@
+"""Understanding one patient message: language, the label the banks' model gives it, and its question type.
+
+The engine is small on purpose; what it knows lives in the banks (`banks/*.yaml`). Emergencies are judged on
+the message and on the message together with the patient's last turns, so a red flag that completes in a
+follow-up ("...and now I can't feel my inner thighs") is caught.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bot.understanding import language
+from bot.understanding.banks import BANKS_DIR, Banks, Example, load_banks
+from bot.understanding.model import LabelModel
+
+log = logging.getLogger(__name__)
+
+Embed = Callable[[Sequence[str]], np.ndarray]
+MAIN_GROUPS = ("emergency", "crisis", "not_emergency", "guard", "intent", "fact", "question")
+URGENT = {"emergency.cancer", "emergency.hot_joint"}  # see a doctor today, 911 if worse
+# The decision thresholds, calibrated on the banks' out-of-fold predictions (`python -m bot eval` prints them).
+EMERGENCY_AT = 0.5  # the summed probability of every emergency and crisis label
+CRISIS_CHECK_AT = 0.2  # suicide signals below the emergency bar still get a kind check-in, never "can't find it"
+LABEL_AT = {"guard": 0.45, "intent": 0.5, "fact": 0.45}
+QTYPE_AT = 0.35
+MODEL_VERSION = 1  # bump when the model's features change, so saved weights are not reused
+
+
+@dataclass
+class Understanding:
+    """What the core needs to decide: the emergency (if any), then a guard, an intent or a fact, the language."""
+
+    lang: language.Lang = "en"
+    label: str = "question.article"
+    score: float = 0.0
+    emergency: str | None = None  # "emergency.chest", "crisis.suicide", ...
+    emergency_score: float = 0.0
+    crisis_check: bool = False  # uncertain crisis signals: a soft check-in with 988
+    from_context: bool = False  # the red flag needed the earlier turns
+    guard: str | None = None  # "contraindication", "diagnosis", "medication", "outcome", "seek_care"
+    intent: str | None = None  # "booking", "human", "greeting", ...
+    fact: str | None = None  # "price", "hours", "cancellation", ...
+    qtype: str | None = None  # "definition", "yes_no_link", "treatment", ...
+    scores: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def level(self) -> str:
+        """How fast care is needed: 'crisis', 'urgent' or 'emergency' (only meaningful with an emergency)."""
+        if self.emergency == "crisis.suicide":
+            return "crisis"
+        return "urgent" if self.emergency in URGENT else "emergency"
+
+
+class Understander:
+    """Trains the models from the banks once, then labels messages in well under a millisecond each."""
+
+    def __init__(self, embed: Embed, *, model_name: str = "model", cache_dir: Path | None = None,
+                 banks: Banks | None = None) -> None:
+        started = time.perf_counter()
+        self.banks = banks or load_banks(BANKS_DIR)
+        main = self.banks.of(*MAIN_GROUPS)
+        qtypes = self.banks.of("qtype")
+        texts = [e.text for e in main] + [e.text for e in qtypes]
+        vecs = _cached_vectors(embed, texts, cache_dir, f"{model_name}-{self.banks.fingerprint}")
+        self.main = _trained_model(cache_dir, f"{model_name}-{self.banks.fingerprint}-main", vecs[: len(main)], main)
+        self.qtype = _trained_model(cache_dir, f"{model_name}-{self.banks.fingerprint}-qtype", vecs[len(main):], qtypes)
+        self._groups = np.array([name.split(".", 1)[0] for name in self.main.labels])
+        self._danger = np.isin(self._groups, ("emergency", "crisis"))
+        language.warm()
+        self.seconds = time.perf_counter() - started
+        log.info("understanding ready", extra={"event": {"examples": len(texts), "labels": len(self.main.labels),
+                                                         "seconds": round(self.seconds, 2)}})
+
+    def understand(self, text: str, vec: np.ndarray, *, context_text: str | None = None,
+                   context_vec: np.ndarray | None = None, previous_lang: language.Lang | None = None,
+                   ) -> Understanding:
+        """Label one message; `context_*` is the patient's recent turns joined with it (for red flags only)."""
+        u = Understanding(lang=language.detect(text, previous_lang))
+        pred = self.main.predict(vec, text)
+        p = pred.proba
+        u.scores = {name: round(float(x), 3) for name, x in zip(self.main.labels, p, strict=True) if x >= 0.05}
+        top = int(np.argmax(p))
+        u.label, u.score = self.main.labels[top], float(p[top])
+        danger = float(p[self._danger].sum())
+        emergency_p = p
+        if context_text is not None and context_vec is not None:
+            ctx = self.main.predict(context_vec, context_text).proba
+            if float(ctx[self._danger].sum()) > danger:
+                danger, emergency_p, u.from_context = float(ctx[self._danger].sum()), ctx, True
+        if danger >= EMERGENCY_AT:
+            masked = np.where(self._danger, emergency_p, 0.0)
+            u.emergency, u.emergency_score = self.main.labels[int(np.argmax(masked))], danger
+            return u
+        suicide = self._prob("crisis.suicide", p)
+        if suicide >= CRISIS_CHECK_AT:
+            u.crisis_check, u.emergency_score = True, suicide
+        group = self._groups[top]
+        if group in LABEL_AT and u.score >= LABEL_AT[group]:
+            setattr(u, group, u.label.split(".", 1)[1])
+        q = self.qtype.predict(vec, text).proba
+        best = int(np.argmax(q))
+        if q[best] >= QTYPE_AT:
+            u.qtype = self.qtype.labels[best].split(".", 1)[1]
+        return u
+
+    def _prob(self, label: str, p: np.ndarray) -> float:
+        return float(p[self.main.labels.index(label)]) if label in self.main.labels else 0.0
+
+
+def _trained_model(cache_dir: Path | None, key: str, vecs: np.ndarray, examples: list[Example]) -> LabelModel:
+    """The model for these examples: loaded when these very banks were trained before, else trained and saved."""
+    texts, labels = [e.text for e in examples], [e.label for e in examples]
+    path = cache_dir / f"model-{key}-v{MODEL_VERSION}.npz" if cache_dir is not None else None
+    if path is not None and path.exists():
+        try:
+            return LabelModel.load(path, vecs, texts, labels)
+        except (OSError, ValueError, KeyError):
+            pass  # a torn, foreign or stale file: train again
+    model = LabelModel().fit(vecs, texts, labels)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        model.save(path)
+    return model
+
+
+def _cached_vectors(embed: Embed, texts: list[str], cache_dir: Path | None, key: str) -> np.ndarray:
+    """The banks' embeddings, kept on disk per text: a restart embeds nothing, a new example embeds only itself."""
+    path = cache_dir / f"understanding-{key.rsplit('-', 1)[0]}.npz" if cache_dir is not None else None
+    known: dict[str, np.ndarray] = {}
+    if path is not None and path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as cached:
+                known = dict(zip(cached["texts"].tolist(), cached["vecs"], strict=True))
+        except (OSError, ValueError, KeyError):
+            known = {}  # a torn or foreign file: embed again
+    missing = [t for t in dict.fromkeys(texts) if t not in known]
+    if missing:
+        for start in range(0, len(missing), 256):
+            chunk = missing[start:start + 256]
+            known.update(zip(chunk, np.asarray(embed(chunk), dtype=np.float32), strict=True))
+    vecs = np.stack([known[t] for t in texts]).astype(np.float32)
+    if path is not None and missing:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        keep = list(dict.fromkeys(texts))
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, texts=np.array(keep), vecs=np.stack([known[t] for t in keep]))
+        tmp.replace(path)  # atomic: a second worker never reads half a file
+    return vecs
+
+
+_trained: dict[tuple[str, str], Understander] = {}
+
+
+def make_understander(embedder: object, cache_dir: Path | None = None) -> Understander:
+    """The understander for this embedder, trained once per process (every app in a test run shares it)."""
+    name = str(getattr(embedder, "name", type(embedder).__name__))
+    banks = load_banks(BANKS_DIR)
+    key = (name, banks.fingerprint)
+    if key not in _trained:
+        _trained[key] = Understander(embedder.embed, model_name=name, cache_dir=cache_dir,  # type: ignore[attr-defined]
+                                     banks=banks)
+    return _trained[key]
