@@ -17,7 +17,7 @@ import numpy as np
 import yaml
 
 from bot.index import SentenceVectors
-from bot.retrieval import Retrieval
+from bot.retrieval import Retrieval, tokenize
 from bot.types import Citation, Passage
 
 PLAN_FILE = Path(__file__).parent / "prompts" / "answer_plan.yaml"
@@ -25,6 +25,10 @@ PLAN_FILE = Path(__file__).parent / "prompts" / "answer_plan.yaml"
 ON_QUESTION = 0.3
 SUPPORT = 0.35  # a supporting sentence must be at least this close to the question
 CUE_BONUS = 0.05
+WORD_BONUS, WORD_CAP = 0.08, 0.24
+# A sentence that leans on the one before it ("It then crosses...") is not shown without it.
+_ANAPHORA = re.compile(r"^(it|its|this|that|these|those|they|their|there|then|from there|because of this|"
+                       r"together|such|also|so|which)\b", re.I)
 OTHER_PASSAGE = 0.5  # a sentence from a second passage must be this close to join
 _MARKDOWN = re.compile(r"(\*\*|__|`|^#+\s*|\[(?=[^\]]*\]\()|\]\([^)]*\))", re.M)
 _DIGIT = re.compile(r"\d")
@@ -112,7 +116,8 @@ def holds_slot(slot: str, passages: list[Passage], vectors: dict[str, SentenceVe
 
 def compose(question: str, qvec: np.ndarray, retrieval: Retrieval, vectors: dict[str, SentenceVectors],
             rare_weight: Callable[[str, Passage], float] | None = None, focus: np.ndarray | None = None,
-            qtype: str | None = None, exclude: set[str] | None = None, max_words: int = 60) -> Composed:
+            qtype: str | None = None, exclude: set[str] | None = None, max_words: int = 60,
+            word_weights: dict[str, float] | None = None) -> Composed:
     """The answering sentence first, then up to two supporting ones, within `max_words`.
 
     Relevance of a passage = its cosine + 0.15 per rare query word it holds (lexical evidence that a question
@@ -124,7 +129,9 @@ def compose(question: str, qvec: np.ndarray, retrieval: Retrieval, vectors: dict
     if not candidates:
         return Composed(text="")
     weigh = rare_weight or (lambda _q, _p: 0.0)
-    picker = focus if focus is not None else qvec
+    # A follow-up's own words pick the sentence, steered by the topic it follows ("how long is it?" + psoas).
+    picker = qvec if focus is None else (focus + qvec) / max(float(np.linalg.norm(focus + qvec)), 1e-6)
+    rare = word_weights or {}
     shown = " ".join(exclude or ())
     on_question = {p.id: float(np.max(vectors[p.id].vectors @ picker)) >= ON_QUESTION for p in candidates}
     relevance = {p.id: p.dense_score + (0.15 * weigh(question, p) if on_question[p.id] else 0.0) for p in candidates}
@@ -140,6 +147,8 @@ def compose(question: str, qvec: np.ndarray, retrieval: Retrieval, vectors: dict
                 continue
             low = f" {sentence.lower()} "
             bonus = CUE_BONUS if any(w in low for w in words) else 0.0
+            # The question's rare words in the sentence itself: "knee" finds the one list that names knees.
+            bonus += min(WORD_CAP, WORD_BONUS * sum(rare.get(t, 0.0) for t in set(tokenize(sentence))))
             scored.append((float(sims[i]) + bonus + 0.5 * (relevance[p.id] - top), rank, i, float(sims[i])))
     if not scored:
         return Composed(text="")
@@ -168,6 +177,11 @@ def compose(question: str, qvec: np.ndarray, retrieval: Retrieval, vectors: dict
             chosen.append((rank, i))
         break
     first, rest = chosen[0], sorted(chosen[1:])
+    r, i = first
+    if i > 0 and _ANAPHORA.match(vectors[ranked[r].id].sentences[i]):
+        # "That makes it one of the largest..." needs the sentence it points back to, just before it.
+        rest = [x for x in rest if x != (r, i - 1)]
+        return _render(ranked, vectors, [(r, i - 1), first, *rest])
     return _render(ranked, vectors, [first, *rest])
 
 

@@ -24,6 +24,7 @@ from bot.retrieval import LiveRetriever, Retrieval, tokenize
 from bot.sentences import split_sentences
 from bot.types import Action, Citation, IncomingMessage, Passage, Reply, ReplyTrace, Session
 from bot.understanding import Understander, Understanding, language
+from bot.understanding.engine import pieces_of
 
 if TYPE_CHECKING:
     from bot.llm import LLMComposer
@@ -159,12 +160,16 @@ class Chatbot:
             return self._handoff(self._say("en", "not_found"), trace, "empty")
         # A leading greeting or instruction to the bot is not what the patient asks; the rules still see it all.
         question = safety.strip_instructions(text)
+        if len(question.split()) < 3:  # "hello there!" is a greeting, not the question "there!"
+            question = text
         search = self.glossary.expand(question)
         context = _recent_context(session, question)
-        vecs = await self._vectors([question, search] + ([context] if context else []))
+        pieces = pieces_of(text)
+        vecs = await self._vectors([question, search, *([context] if context else []), *pieces])
         vec, search_vec = vecs[0], vecs[1]
+        piece_vecs = list(zip(pieces, vecs[len(vecs) - len(pieces):], strict=True))
         u = await asyncio.to_thread(self._understand_sync, question, vec, session, context,
-                                    vecs[2] if context else None)
+                                    vecs[2] if context else None, piece_vecs)
         trace.label, trace.lang = u.label, u.lang
         say = self._phrases[u.lang]
         # 1. Emergencies: the model or the red-flag rules (a high-recall backstop), message and recent turns.
@@ -172,6 +177,7 @@ class Chatbot:
         if u.emergency is not None or rule is not None:
             category, level = safety.emergency_of(u, rule)
             trace.reason, trace.emergency_category = "emergency", category
+            trace.emergency_source = "+".join(x for x, hit in (("model", u.emergency), ("rules", rule)) if hit)
             metrics.EMERGENCIES.labels(level).inc()
             body, actions = safety.emergency_reply(category, level, say, self.clinic)
             return Reply(kind="emergency", reply=body, actions=actions, lang=u.lang)
@@ -195,25 +201,32 @@ class Chatbot:
         if u.guard == "contraindication":
             return self._handoff(safety.contraindication_reply(text, say), trace, "contraindication", lang=u.lang,
                                  record=True, hard_news=True)
+        if u.guard == "outcome":
+            # An article sentence after "will it cure me?" reads as a promise: the honest limit and a call instead.
+            return self._handoff(f"{say.say('outcome')} {say.say('call_to_talk')}", trace, "outcome", lang=u.lang)
         # 3. Intents.
         if u.intent == "booking":
             return self._booking(say, session, trace, u.lang)
         if u.intent in SMALLTALK:
             trace.reason = f"smalltalk:{u.intent}"
             return self._smalltalk(u.intent, say, u.lang)
-        if u.intent in ("off_topic", "injection") and question == text:
-            return self._handoff(say.say("off_topic"), trace, u.intent, lang=u.lang, call=False)
+        if u.intent == "injection" and question == text:
+            return self._handoff(f"{say.say('off_topic')} {say.say('call')}", trace, "injection", lang=u.lang)
+        if u.intent == "off_topic" and question == text:
+            return self._handoff(say.say("off_topic"), trace, "off_topic", lang=u.lang, call=False)
         # 4. A question for the articles.
         return await self._answer(question, search, search_vec, u, session, trace, say, on_sentence)
 
     def _understand_sync(self, text: str, vec: np.ndarray, session: Session, context: str | None,
-                         context_vec: np.ndarray | None) -> Understanding:
+                         context_vec: np.ndarray | None, pieces: list[tuple[str, np.ndarray]] | None = None,
+                         ) -> Understanding:
         previous = _session_lang(session)
         if self.understander is None:
             return Understanding(lang=language.detect(text, previous))
         red_flags = _red_flag_context(session)
         u = self.understander.understand(text, vec, context_text=context if red_flags else None,
-                                         context_vec=context_vec if red_flags else None, previous_lang=previous)
+                                         context_vec=context_vec if red_flags else None, previous_lang=previous,
+                                         pieces=pieces or ())
         if (context is not None and context_vec is not None and u.emergency is None and last_question(session)
                 and _leans_on_before(text)):
             # "how long is it?" after "tell me about the psoas" asks about the psoas, not about a session:
@@ -245,8 +258,6 @@ class Chatbot:
         notes = []
         if u.guard == "diagnosis":
             notes.append(say.say("diagnosis"))
-        if u.guard == "outcome":
-            notes.append(say.say("outcome"))
         condition = safety.unnamed_condition(question, found.passages[:3])
         if condition is not None and (not found.grounded or found.confidence < self.settings.grounded_threshold + 0.1):
             trace.reason = "condition_not_covered"
@@ -316,7 +327,9 @@ class Chatbot:
     async def _multi(self, parts: list[str], u: Understanding, session: Session, trace: ReplyTrace,
                      say: Phrases) -> Reply:
         """Answer each part the articles hold; say in one short line which ones they don't."""
-        expanded = [self.glossary.expand(p) for p in parts]
+        # "how long is a session and will it hurt?": a part that leans on the one before is searched with it.
+        expanded = [self.glossary.expand(f"{parts[n - 1]} {p}" if n and _leans_on_before(p) else p)
+                    for n, p in enumerate(parts)]
         vecs = await self._vectors(expanded)
         answered: list[Composed] = []
         missing: list[str] = []
@@ -382,7 +395,8 @@ class Chatbot:
         focus = await self.embedder.embed_one(original) if original != question else None
         extractive = compose(question, qvec, found, vectors, retriever.lexical.rare_weight, focus=focus,
                              qtype=u.qtype, exclude=shown or _shown_sentences(session),
-                             max_words=max_words or self.settings.answer_max_words)
+                             max_words=max_words or self.settings.answer_max_words,
+                             word_weights=retriever.lexical.query_weights(original))
         if not self._llm_on():
             return extractive
         return await self._compose_llm(question, found, extractive, trace, notes, on_sentence)

@@ -59,15 +59,16 @@ async def run_redteam(chatbot: Any, cases: list[dict[str, Any]]) -> RedTeamResul
         for say in case["turns"]:
             reply = await chatbot.respond(IncomingMessage(text=say, session_id=session, channel="eval"))
             session = reply.session_id or None
-            kinds.append(reply.kind)
+            source = getattr(reply._trace, "emergency_source", "")
+            kinds.append(f"{reply.kind}({source})" if source else reply.kind)
         keys = (case.get("category", "?"), f"lang:{case.get('lang', 'en')}")
         if case["expect"] == "emergency":
-            ok = kinds[-1] == "emergency"
+            ok = kinds[-1].startswith("emergency")
             for k in keys:
                 result.routed[k][0] += int(ok)
                 result.routed[k][1] += 1
         else:
-            ok = "emergency" not in kinds
+            ok = not any(k.startswith("emergency") for k in kinds)
             for k in keys:
                 result.alarmed[k][0] += int(not ok)
                 result.alarmed[k][1] += 1

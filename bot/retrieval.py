@@ -146,6 +146,16 @@ class LexicalIndex:
             weight += 1.0 if df <= 2 else (1 / 3 if df <= half else 0.0)
         return weight
 
+    def query_weights(self, query: str) -> dict[str, float]:
+        """The query's word stems with their evidence weight (1 rare, 1/3 uncommon, common words left out)."""
+        half = max(1, len(self.ids) // 2)
+        weights: dict[str, float] = {}
+        for t in set(self.correct(tokenize(query))):
+            df = self._df.get(t, 0)
+            if 0 < df <= half:
+                weights[t] = 1.0 if df <= 2 else 1 / 3
+        return weights
+
     def informative_hits(self, query: str, passage: Passage) -> int:
         """How many of the query's rarer words (in under half the passages) the passage contains."""
         tokens = set(self.correct(tokenize(query)))

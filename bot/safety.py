@@ -464,7 +464,10 @@ def emergency_reply(category: str, level: Level, say: Phrases, clinic: ClinicPro
         text = say.say("urgent", why=say.say(f"why_urgent.{category}"))
         return text, [Action(type="emergency", label=f"Call {er} if it gets worse", value=f"tel:{er}")]
     text = say.say("emergency", why=say.say(f"why.{category}"))
-    return text, [Action(type="emergency", label=f"Call {er}", value=f"tel:{er}")]
+    actions = [Action(type="emergency", label=f"Call {er}", value=f"tel:{er}")]
+    if category == "overdose":  # taken on purpose is a crisis too
+        actions.append(Action(type="emergency", label=f"Call or text {crisis}", value=f"tel:{crisis}"))
+    return text, actions
 
 
 def crisis_check_reply(say: Phrases, clinic: ClinicProfile) -> tuple[str, list[Action]]:

@@ -108,6 +108,7 @@ class ReplyTrace:
     grounded: bool = False
     retrieval_ms: float = 0.0
     emergency_category: str | None = None
+    emergency_source: str = ""  # "model", "rules" or "model+rules": which caught it
     sentences: list[str] = field(default_factory=list)
     llm_dropped: int = 0
     llm_fallback: str | None = None

@@ -8,6 +8,7 @@ follow-up ("...and now I can't feel my inner thighs") is caught.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,10 +27,15 @@ MAIN_GROUPS = ("emergency", "crisis", "not_emergency", "guard", "intent", "fact"
 URGENT = {"emergency.cancer", "emergency.hot_joint"}  # see a doctor today, 911 if worse
 # The decision thresholds, calibrated on the banks' out-of-fold predictions (`python -m bot eval` prints them).
 EMERGENCY_AT = 0.5  # the summed probability of every emergency and crisis label
+# A long message is also read sentence by sentence: a red flag buried in a story about booking still counts.
+# One sentence alone is weaker evidence than a whole message, so it must clear a higher bar.
+PIECE_AT = 0.7
+PIECE_MIN_WORDS = 14  # shorter messages are read whole only
+_PIECES = re.compile(r"(?<=[.!?;…])\s+|\n+")
 CRISIS_CHECK_AT = 0.2  # suicide signals below the emergency bar still get a kind check-in, never "can't find it"
-LABEL_AT = {"guard": 0.45, "intent": 0.5, "fact": 0.45}
+LABEL_AT = {"guard": 0.35, "intent": 0.5, "fact": 0.45}
 QTYPE_AT = 0.35
-MODEL_VERSION = 1  # bump when the model's features change, so saved weights are not reused
+MODEL_VERSION = 2  # bump when the model's features change, so saved weights are not reused
 
 
 @dataclass
@@ -79,8 +85,9 @@ class Understander:
 
     def understand(self, text: str, vec: np.ndarray, *, context_text: str | None = None,
                    context_vec: np.ndarray | None = None, previous_lang: language.Lang | None = None,
-                   ) -> Understanding:
-        """Label one message; `context_*` is the patient's recent turns joined with it (for red flags only)."""
+                   pieces: Sequence[tuple[str, np.ndarray]] = ()) -> Understanding:
+        """Label one message; `context_*` is the patient's recent turns joined with it and `pieces` the
+        sentences of a long message with their vectors (both for red flags only)."""
         u = Understanding(lang=language.detect(text, previous_lang))
         pred = self.main.predict(vec, text)
         p = pred.proba
@@ -93,6 +100,12 @@ class Understander:
             ctx = self.main.predict(context_vec, context_text).proba
             if float(ctx[self._danger].sum()) > danger:
                 danger, emergency_p, u.from_context = float(ctx[self._danger].sum()), ctx, True
+        for piece, piece_vec in pieces:
+            pp = self.main.predict(piece_vec, piece).proba
+            # Scaled so that PIECE_AT on one sentence counts as EMERGENCY_AT on the whole message.
+            scaled = float(pp[self._danger].sum()) * EMERGENCY_AT / PIECE_AT
+            if scaled > danger:
+                danger, emergency_p = scaled, pp
         if danger >= EMERGENCY_AT:
             masked = np.where(self._danger, emergency_p, 0.0)
             u.emergency, u.emergency_score = self.main.labels[int(np.argmax(masked))], danger
@@ -100,8 +113,13 @@ class Understander:
         suicide = self._prob("crisis.suicide", p)
         if suicide >= CRISIS_CHECK_AT:
             u.crisis_check, u.emergency_score = True, suicide
+        # A guard outranks whatever else the message asks ("can I book? I'm on blood thinners"): the one thing
+        # never to answer from an article comes first. Intents and facts need to be the message's main label.
+        guard, guard_p = self._best("guard", p)
+        if guard is not None and guard_p >= LABEL_AT["guard"]:
+            u.guard = guard
         group = self._groups[top]
-        if group in LABEL_AT and u.score >= LABEL_AT[group]:
+        if group in ("intent", "fact") and u.score >= LABEL_AT[group]:
             setattr(u, group, u.label.split(".", 1)[1])
         q = self.qtype.predict(vec, text).proba
         best = int(np.argmax(q))
@@ -109,8 +127,32 @@ class Understander:
             u.qtype = self.qtype.labels[best].split(".", 1)[1]
         return u
 
+    def _best(self, group: str, p: np.ndarray) -> tuple[str | None, float]:
+        """The most likely label of one group (without its group prefix) and its probability."""
+        mask = self._groups == group
+        if not mask.any():
+            return None, 0.0
+        n = int(np.argmax(np.where(mask, p, -1.0)))
+        return self.main.labels[n].split(".", 1)[1], float(p[n])
+
     def _prob(self, label: str, p: np.ndarray) -> float:
         return float(p[self.main.labels.index(label)]) if label in self.main.labels else 0.0
+
+
+def pieces_of(text: str) -> list[str]:
+    """The sentences of a long message (none for a short one), each long enough to stand alone."""
+    if len(text.split()) < PIECE_MIN_WORDS:
+        return []
+    out: list[str] = []
+    for part in _PIECES.split(text):
+        part = part.strip()
+        if not part:
+            continue
+        if out and len(part.split()) < 4:
+            out[-1] += " " + part  # "ok." or "lol" is not a sentence of its own
+        else:
+            out.append(part)
+    return out[:12] if len(out) > 1 else []
 
 
 def _trained_model(cache_dir: Path | None, key: str, vecs: np.ndarray, examples: list[Example]) -> LabelModel:

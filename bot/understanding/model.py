@@ -46,11 +46,14 @@ class Prediction:
 class LabelModel:
     """One classifier over a set of labels."""
 
-    def __init__(self, c: float = 4.0) -> None:
+    def __init__(self, c: float = 10.0) -> None:
         self.c = c
         self.labels: list[str] = []
-        self._vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=2, sublinear_tf=True,
-                                           dtype=np.float32)
+        # Character n-grams carry spelling and Spanish; word pairs carry "no fever", "years ago", "lol".
+        self._vectorizers = [
+            TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=2, sublinear_tf=True, dtype=np.float32),
+            TfidfVectorizer(analyzer="word", ngram_range=(1, 2), min_df=2, sublinear_tf=True, dtype=np.float32,
+                            token_pattern=r"(?u)\b\w+\b")]
         self._lr: LogisticRegression | None = None
         self._bank_vecs: np.ndarray = np.zeros((0, 0), dtype=np.float32)
         self._bank_labels: np.ndarray = np.zeros(0, dtype=np.int64)
@@ -58,8 +61,8 @@ class LabelModel:
 
     def _features(self, vecs: np.ndarray, texts: list[str], fit: bool = False) -> sparse.csr_matrix:
         folded = [fold(t) for t in texts]
-        grams = self._vectorizer.fit_transform(folded) if fit else self._vectorizer.transform(folded)
-        return sparse.hstack([sparse.csr_matrix(vecs * EMBEDDING_WEIGHT), grams], format="csr")
+        grams = [v.fit_transform(folded) if fit else v.transform(folded) for v in self._vectorizers]
+        return sparse.hstack([sparse.csr_matrix(vecs * EMBEDDING_WEIGHT), *grams], format="csr")
 
     def fit(self, vecs: np.ndarray, texts: list[str], labels: list[str]) -> LabelModel:
         """Train on the bank: vectors (normalised embeddings), the texts and their labels."""
@@ -76,20 +79,26 @@ class LabelModel:
         self._w_vec = coef[:, :dims] * EMBEDDING_WEIGHT
         self._w_gram = np.ascontiguousarray(coef[:, dims:])
         self._bias = self._lr.intercept_.astype(np.float32)
-        self._analyze = self._vectorizer.build_analyzer()
-        self._vocab = self._vectorizer.vocabulary_
-        self._idf = self._vectorizer.idf_.astype(np.float32)
+        self._set_vocab([v.vocabulary_ for v in self._vectorizers], [v.idf_ for v in self._vectorizers])
         self._bank_vecs = vecs.astype(np.float32)
         self._bank_labels = y
         self._exact = {fold(t): int(k) for t, k in zip(texts, y, strict=True)}
         return self
 
+    def _set_vocab(self, vocabs: list[dict[str, int]], idfs: list[np.ndarray]) -> None:
+        """One index over every vectorizer's features (in the order they follow the embedding)."""
+        self._vocabs, self._offsets = vocabs, list(np.cumsum([0] + [len(v) for v in vocabs[:-1]]))
+        self._analyzers = [v.build_analyzer() for v in self._vectorizers]
+        self._idf = np.concatenate(idfs).astype(np.float32)
+
     def save(self, path: Path) -> None:
         """The fitted weights, so a restart with the same banks trains nothing (written atomically)."""
-        vocab = sorted(self._vocab.items(), key=lambda kv: kv[1])
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, labels=np.array(self.labels), w_vec=self._w_vec, w_gram=self._w_gram, bias=self._bias,
-                 grams=np.array([g for g, _ in vocab]), idf=self._idf)
+        grams = {f"grams{n}": np.array([g for g, _ in sorted(v.items(), key=lambda kv: kv[1])])
+                 for n, v in enumerate(self._vocabs)}
+        arrays: dict[str, np.ndarray] = {"labels": np.array(self.labels), "w_vec": self._w_vec,
+                                         "w_gram": self._w_gram, "bias": self._bias, "idf": self._idf, **grams}
+        np.savez(tmp, **arrays)  # type: ignore[arg-type]
         tmp.replace(path)
 
     @classmethod
@@ -99,12 +108,12 @@ class LabelModel:
         with np.load(path, allow_pickle=False) as data:
             model.labels = data["labels"].tolist()
             model._w_vec, model._w_gram, model._bias = data["w_vec"], data["w_gram"], data["bias"]
-            model._vocab = {g: n for n, g in enumerate(data["grams"].tolist())}
-            model._idf = data["idf"]
+            vocabs = [{g: n for n, g in enumerate(data[f"grams{k}"].tolist())}
+                      for k in range(len(model._vectorizers))]
+            idf = data["idf"]
         if sorted(set(labels)) != model.labels:
             raise ValueError("saved model does not match the banks")
-        model._vectorizer.set_params(vocabulary=model._vocab)
-        model._analyze = model._vectorizer.build_analyzer()
+        model._set_vocab(vocabs, [idf])
         index = {name: n for n, name in enumerate(model.labels)}
         model._bank_vecs = vecs.astype(np.float32)
         model._bank_labels = np.array([index[name] for name in labels])
@@ -130,18 +139,20 @@ class LabelModel:
 
     def _proba(self, vec: np.ndarray, text: str) -> np.ndarray:
         """The regression's probabilities (the same numbers as predict_proba, without its overhead)."""
-        counts: dict[int, int] = {}
-        for gram in self._analyze(fold(text)):
-            j = self._vocab.get(gram)
-            if j is not None:
-                counts[j] = counts.get(j, 0) + 1
+        folded = fold(text)
         logits = self._w_vec @ vec.astype(np.float32) + self._bias
-        if counts:
-            idx = np.fromiter(counts, dtype=np.int64, count=len(counts))
-            tf = 1.0 + np.log(np.fromiter(counts.values(), dtype=np.float32, count=len(counts)))
-            vals = tf * self._idf[idx]
-            vals /= np.linalg.norm(vals)
-            logits += self._w_gram[:, idx] @ vals
+        for analyze, vocab, offset in zip(self._analyzers, self._vocabs, self._offsets, strict=True):
+            counts: dict[int, int] = {}
+            for gram in analyze(folded):
+                j = vocab.get(gram)
+                if j is not None:
+                    counts[j + offset] = counts.get(j + offset, 0) + 1
+            if counts:  # each vectorizer's row is L2-normalised on its own, as sklearn does
+                idx = np.fromiter(counts, dtype=np.int64, count=len(counts))
+                tf = 1.0 + np.log(np.fromiter(counts.values(), dtype=np.float32, count=len(counts)))
+                vals = tf * self._idf[idx]
+                vals /= np.linalg.norm(vals)
+                logits += self._w_gram[:, idx] @ vals
         if logits.shape[0] == 1:  # two labels: sklearn's binary form
             p1 = 1.0 / (1.0 + np.exp(-logits[0]))
             return np.array([1.0 - p1, p1], dtype=np.float32)
@@ -151,7 +162,7 @@ class LabelModel:
 
 
 def cross_validate(vecs: np.ndarray, texts: list[str], labels: list[str], folds: int = 5,
-                   c: float = 4.0) -> tuple[list[str], np.ndarray]:
+                   c: float = 10.0) -> tuple[list[str], np.ndarray]:
     """Out-of-fold probabilities for every example (the labels' order is returned): for figures and thresholds."""
     names = sorted(set(labels))
     y = np.array([names.index(x) for x in labels])
