@@ -411,6 +411,9 @@ def test_staff_console_search_ask_unanswered_and_reindex(browse, live_server) ->
     page.locator("#lookup").scroll_into_view_if_needed()
     page.evaluate("window.scrollTo(0, 0)")
     shot(page, "staff.png", full_page=True)
+    page.get_by_text("Show the numbers as a table").click()
+    page.locator("#stats-table tbody tr").first.wait_for()
+    check_axe(page, "staff console with results, unanswered questions and the table open")
 
     page.get_by_role("button", name="Re-index now").click()
     page.locator("#reindex-result .counts").wait_for()
@@ -424,6 +427,36 @@ def test_staff_console_search_ask_unanswered_and_reindex(browse, live_server) ->
     page.get_by_role("button", name="Sign out").click()
     page.locator("#signin").wait_for(state="visible")
     assert page.evaluate("Object.keys(sessionStorage).filter((k) => k.includes('staff')).length") == 0
+
+
+def test_staff_console_names_every_button_and_has_a_skip_link(browse, live_server) -> None:  # type: ignore[no-untyped-def]
+    page = browse().page()
+    # A question that was only markup is stored empty: it shows as "(no text)", not as a blank row.
+    groups = {"groups": [{"question": "", "count": 2, "last_seen": "2026-12-02T10:00:00+00:00", "ids": [1, 2],
+                          "variants": [""]},
+                         {"question": "do you sell gift cards?", "count": 1, "last_seen": "2026-12-02T11:00:00+00:00",
+                          "ids": [3], "variants": []}], "total": 3}
+    page.route("**/staff/api/unanswered", lambda r: r.fulfill(status=200, body=json.dumps(groups),
+                                                               headers={"content-type": "application/json"}))
+    page.goto(live_server.url + "/staff")
+    page.keyboard.press("Tab")
+    skip = page.locator("a.skip")
+    assert skip.evaluate("(n) => n === document.activeElement") and skip.inner_text() == "Skip to main content"
+    assert skip.bounding_box()["x"] >= 0  # visible when focused
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+    page.locator("#token").fill(STAFF_TOKEN)
+    page.get_by_role("button", name="Sign in").click()
+    page.locator("#unanswered-list tr.group").nth(1).wait_for()
+    assert page.locator("#unanswered-list tr.group .question").all_inner_texts() == ["(no text)", "do you sell gift cards?"]
+    assert page.locator("#unanswered-list .variants li").all_inner_texts() == ["(no text)"]
+    for name in ("Refresh the numbers", "Refresh unanswered questions", "Refresh thumbs-down replies",
+                 "Mark handled: (no text)", "Mark handled: do you sell gift cards?"):
+        assert page.get_by_role("button", name=name, exact=True).count() == 1, name
+    names = page.locator("button:visible").evaluate_all(
+        "(bs) => bs.map((b) => b.getAttribute('aria-label') || b.textContent.trim())")
+    assert len(names) == len(set(names)), names  # no two buttons share a name
+    check_axe(page, "staff console, named buttons")
 
 
 def test_staff_console_explains_a_missing_token(browse, live_server, tmp_path, built_index) -> None:  # type: ignore[no-untyped-def]
