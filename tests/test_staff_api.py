@@ -64,7 +64,7 @@ def test_staff_page_is_served_without_a_token_and_has_no_inline_code(client) -> 
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/html")
     assert "script-src 'self'" in resp.headers["content-security-policy"]
     _assert_no_inline_code(resp.text)
-    assert '<script src="/static/staff.js"' in resp.text
+    assert re.search(r'<script src="/static/staff\.js\?v=[0-9a-f]{12}"', resp.text)
     for name in ("staff.js", "staff.css"):
         assert client.get(f"/static/{name}").status_code == 200
 
@@ -192,7 +192,7 @@ def test_widget_js_is_gzipped_and_cached_with_an_etag(client) -> None:  # type: 
     assert plain.status_code == 200 and "content-encoding" not in plain.headers
     assert plain.headers["content-type"].startswith("text/javascript")
     assert plain.headers["cache-control"] == "public, max-age=300"  # the clinic's tag: revalidated often
-    assert plain.headers["vary"] == "Accept-Encoding"
+    assert "Accept-Encoding" in plain.headers["vary"]
     etag = plain.headers["etag"]
     assert re.fullmatch(r'"[0-9a-f]{32}"', etag)
     assert "set-cookie" not in plain.headers
