@@ -238,7 +238,7 @@ def test_streamed_answer_with_citation_call_button_and_feedback(browse, live_ser
     assert "automated assistant" in shadow.locator(".msg.bot.intro").inner_text()
     assert shadow.locator(".intro-note").count() == 1 and "not medical advice" in shadow.locator(".intro-note").inner_text()
     assert 3 <= shadow.locator(".chip").count() <= 4
-    assert shadow.locator(".foot").inner_text().endswith("In an emergency call 911.")
+    assert shadow.locator(".foot p").inner_text().endswith("In an emergency call 911.")
     dialog = shadow.locator(".panel")
     assert dialog.get_attribute("role") == "dialog" and dialog.get_attribute("aria-labelledby") == "ccw-title"
     assert dialog.get_attribute("aria-modal") == "false"  # on a desktop the page stays usable beside it
@@ -783,9 +783,11 @@ def test_phone_is_a_modal_dialog_with_focus_kept_in(browse, live_server) -> None
         assert where.startswith("widget:") and "launcher" not in where, where
         seen.add(where)
     assert "widget:ccw-input" in seen and "widget:hbtn close" in seen
-    page.locator(f"{HOST} .reset").focus()
+    page.locator(f"{HOST} .close").focus()
     page.keyboard.press("Shift+Tab")
-    assert page.evaluate(FOCUSED) == "widget:send"
+    assert page.evaluate(FOCUSED) == "widget:ccw-reset"  # "New conversation", in the footer, away from Close
+    page.keyboard.press("Tab")
+    assert page.evaluate(FOCUSED) == "widget:hbtn close"
     page.get_by_role("button", name="Close chat").click()
     page.locator(f"{HOST} .panel").wait_for(state="hidden")
     assert page.evaluate(FOCUS_ON_LAUNCHER)
@@ -822,8 +824,8 @@ def test_reflow_at_200_and_400_percent_zoom(browse, live_server, width, height, 
     assert sizes["log"] >= 0.6 * sizes["panel"], sizes
     assert sizes["overflowX"] <= 0, sizes  # no sideways scrolling (WCAG 1.4.10)
     assert page.locator(f"{HOST} .subtitle").is_hidden() and page.locator(f"{HOST} .foot").is_hidden()
-    reset = page.get_by_role("button", name="New conversation")
-    assert reset.is_visible() and page.locator(f"{HOST} .reset .label").evaluate("(n) => n.offsetWidth") <= 1
+    reset = page.get_by_role("button", name="New conversation")  # an icon in the one-line header
+    assert reset.count() == 1 and reset.get_attribute("class") == "hbtn hreset" and reset.is_visible()
     assert page.locator(f"{HOST} .intro-foot").is_visible()  # the footer's advice moved into the log
     small = [t for t in page.evaluate(TARGETS) if t["w"] < 44 or t["h"] < 44]
     assert not small, small
@@ -916,7 +918,7 @@ def test_text_contrast_is_at_least_4_5(browse, live_server, scheme) -> None:  # 
     page = browse(color_scheme=scheme).page()
     open_widget(page, live_server.url)
     ask(page, "what is the psoas?")
-    ratios = page.evaluate(CONTRAST, [".launcher", ".title", ".subtitle", ".hbtn", ".msg.bot .text", ".msg.user .text",
+    ratios = page.evaluate(CONTRAST, [".launcher", ".title", ".subtitle", ".close", ".reset", ".msg.bot .text", ".msg.user .text",
                                       ".intro-note", ".chip", ".sources", ".citation", ".citation a",
                                       "a.action[data-type=call]", ".disclaimer", ".feedback", ".foot", "textarea"])
     background = page.evaluate(f"getComputedStyle({SHADOW}.querySelector('.log')).backgroundColor")

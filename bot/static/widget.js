@@ -205,8 +205,11 @@ svg { display: block; fill: currentColor; flex: none; }
 .send { display: inline-flex; align-items: center; justify-content: center; width: 44px; height: 44px;
   border: 0; border-radius: 8px; background: ${ACCENT}; color: ${ACCENT_FG}; flex: none; }
 .send svg { width: 22px; height: 22px; }
-.foot { padding: 0 12px 8px; background: var(--bg); font-size: 12px; color: var(--muted); text-align: center;
-  flex: none; }
+.foot { display: flex; align-items: center; gap: 8px; padding: 0 10px 8px; background: var(--bg); font-size: 12px;
+  color: var(--muted); flex: none; }
+.foot p { flex: 1; }
+.reset { background: var(--bg); color: var(--fg); border: 1px solid var(--edge); font-size: 13px; }
+.hreset { display: none; }
 
 @media (prefers-reduced-motion: no-preference) {
   .panel.opening { animation: ccw-in 160ms ease-out; }
@@ -223,7 +226,7 @@ svg { display: block; fill: currentColor; flex: none; }
   .open .launcher { display: none; }
   .header { padding: 0 0 0 12px; gap: 0; }
   .subtitle, .foot { display: none; }
-  .reset .label { ${SR}; }
+  .hreset { display: inline-flex; }
   .intro-foot { display: block; }
   .composer { padding: 4px 8px; }
   .log { padding: 8px 10px; }
@@ -399,12 +402,16 @@ svg { display: block; fill: currentColor; flex: none; }
   title.id = "ccw-title";
   const subtitle = el("div", "subtitle");
   heading.append(title, subtitle);
+  // "New conversation": in the footer, away from Close; an icon in the header when the footer has no room.
+  const headReset = button("hbtn hreset");
+  headReset.appendChild(icon("reset"));
   const resetBtn = button("hbtn reset");
-  const resetLabel = el("span", "label");
+  resetBtn.id = "ccw-reset";
+  const resetLabel = el("span");
   resetBtn.append(icon("reset"), resetLabel);
   const closeBtn = button("hbtn close");
   closeBtn.appendChild(icon("close"));
-  header.append(heading, resetBtn, closeBtn);
+  header.append(heading, headReset, closeBtn);
 
   // Asked before anything is wiped: "Clear conversation" or "Keep it".
   const confirmBar = el("div", "bar confirm");
@@ -441,6 +448,8 @@ svg { display: block; fill: currentColor; flex: none; }
   sendBtn.appendChild(icon("send"));
   form.append(input, sendBtn);
   const foot = el("div", "foot");
+  const footNote = el("p");
+  foot.append(footNote, resetBtn);
 
   // One polite region for finished replies and one alert for emergencies, both outside the log.
   const polite = el("div", "sr announce");
@@ -467,6 +476,7 @@ svg { display: block; fill: currentColor; flex: none; }
     title.textContent = name;
     subtitle.textContent = T.subtitle;
     resetLabel.textContent = T.reset;
+    headReset.setAttribute("aria-label", T.reset);
     closeBtn.setAttribute("aria-label", T.close);
     confirmText.textContent = T.confirm;
     clearBtn.textContent = T.clear;
@@ -475,7 +485,7 @@ svg { display: block; fill: currentColor; flex: none; }
     input.placeholder = T.placeholder;
     input.setAttribute("aria-label", T.input);
     sendBtn.setAttribute("aria-label", T.send);
-    foot.textContent = footText();
+    footNote.textContent = footText();
   }
 
   function setLang(code) {
@@ -490,7 +500,7 @@ svg { display: block; fill: currentColor; flex: none; }
 
   function showConfig(cfg) {
     input.maxLength = cfg.max_message_chars || 2000;
-    foot.textContent = footText();
+    footNote.textContent = footText();
   }
 
   let sayTimer = 0;
@@ -1125,7 +1135,7 @@ svg { display: block; fill: currentColor; flex: none; }
   function hideConfirm(refocus) {
     if (confirmBar.hidden) return;
     confirmBar.hidden = true;
-    if (refocus) resetBtn.focus();
+    if (refocus) (headReset.offsetWidth ? headReset : resetBtn).focus();
   }
 
   function reset() {
@@ -1147,6 +1157,7 @@ svg { display: block; fill: currentColor; flex: none; }
   launcher.addEventListener("click", () => (state.open ? close() : open()));
   closeBtn.addEventListener("click", () => close());
   resetBtn.addEventListener("click", askClear);
+  headReset.addEventListener("click", askClear);
   clearBtn.addEventListener("click", reset);
   keepBtn.addEventListener("click", () => hideConfirm(true));
   root.addEventListener("keydown", (e) => {
