@@ -836,10 +836,14 @@ def test_reflow_at_200_and_400_percent_zoom(browse, live_server, width, height, 
 
 
 def test_spanish_from_the_script_tag_the_browser_and_the_reply(browse, live_server) -> None:  # type: ignore[no-untyped-def]
+    import httpx
+
     b = browse()
-    es_page = ('<!doctype html><html lang="es"><head><title>Clínica</title></head><body><main><h1>Clínica</h1>'
-               '</main><script src="/widget.js" defer data-lang="es"></script></body></html>')
-    b.context.route("**/es", lambda r: r.fulfill(status=200, body=es_page, headers={"content-type": "text/html"}))
+    # The demo page with data-lang="es" on its tag.
+    es_page = httpx.get(live_server.url + "/").text.replace('data-position="right"', 'data-position="right" data-lang="es"')
+    assert 'data-lang="es"' in es_page
+    b.context.route("**/es", lambda r: r.fulfill(status=200, body=es_page,
+                                                 headers={"content-type": "text/html; charset=utf-8"}))
     page = b.page()
     page.goto(live_server.url + "/es")
     page.locator(f"{HOST} .launcher").click()
@@ -850,6 +854,8 @@ def test_spanish_from_the_script_tag_the_browser_and_the_reply(browse, live_serv
     assert page.get_by_role("button", name="Cerrar el chat").count() == 1
     assert page.get_by_role("button", name="Nueva conversación").count() == 1
     assert "asistente automático" in page.locator(f"{HOST} .msg.bot.intro").inner_text()
+    # The clinic's data-title is in its page's language (html lang="en"), and says so to a screen reader.
+    assert page.locator(f"{HOST} .title").get_attribute("lang") == "en"
     check_axe(page, "Spanish")
     shot(page, "widget-spanish.png")
 

@@ -70,6 +70,7 @@
   const data = script.dataset || {};
   const clean = (value, max) => (typeof value === "string" ? value.replace(/\s+/g, " ").trim().slice(0, max) : "");
   const TITLE = clean(data.title, 60);
+  const PAGE_TEXT_LANG = document.documentElement.lang || null; // data-title and data-greeting are in the page's
   const GREETING = clean(data.greeting, 400);
   const POSITION = data.position === "left" ? "left" : "right";
   const ACCENT = /^#(?:[0-9a-f]{3}|[0-9a-f]{6})$/i.test(data.color || "") ? data.color : "#14606e";
@@ -474,6 +475,7 @@ svg { display: block; fill: currentColor; flex: none; }
     const name = TITLE || T.title;
     launcherLabel.textContent = name;
     title.textContent = name;
+    for (const n of [launcherLabel, title]) withLang(n, TITLE ? PAGE_TEXT_LANG : null);
     subtitle.textContent = T.subtitle;
     resetLabel.textContent = T.reset;
     headReset.setAttribute("aria-label", T.reset);
@@ -540,7 +542,8 @@ svg { display: block; fill: currentColor; flex: none; }
   }
 
   function withLang(node, lang) {
-    if (lang && lang !== state.lang) node.lang = lang;
+    if (lang && langOf(lang) !== state.lang) node.lang = lang;
+    else node.removeAttribute("lang");
     return node;
   }
 
@@ -1044,7 +1047,7 @@ svg { display: block; fill: currentColor; flex: none; }
       // The clinic's texts are in its language (clinic.toml); another UI language uses its own table.
       const same = (cfg.lang || "en") === state.lang;
       const item = {
-        t: "intro", lang: same ? cfg.lang || "en" : state.lang,
+        t: "intro", lang: GREETING ? PAGE_TEXT_LANG : same ? cfg.lang || "en" : state.lang,
         greeting: GREETING || (same ? cfg.greeting : T.greeting),
         disclaimer: (same ? cfg.disclaimer : T.disclaimer) || null,
         suggestions: same ? (cfg.suggested_questions || []).slice(0, 4) : [],
