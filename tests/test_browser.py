@@ -587,6 +587,29 @@ def test_a_restart_503_is_explained_waited_out_and_queued_text_sent(browse, live
     assert gaps and all(0.8 <= g <= 2.5 for g in gaps), gaps
 
 
+def test_clearing_while_reconnecting_sends_nothing_later(browse, live_server) -> None:  # type: ignore[no-untyped-def]
+    page = browse().page()
+    open_widget(page, live_server.url)
+    hits: list[str] = []
+
+    def handler(route: Any) -> None:
+        hits.append(route.request.post_data or "")
+        route.fulfill(status=503, body=json.dumps({"detail": STARTING}),
+                      headers={"content-type": "application/json", "retry-after": "1"})
+
+    page.route("**/chat/stream", handler)
+    page.locator("#ccw-input").fill("what is the psoas?")
+    page.locator("#ccw-input").press("Enter")
+    page.locator(f"{HOST} .net").wait_for(state="visible")
+    page.get_by_role("button", name="New conversation").click()
+    page.get_by_role("button", name="Clear conversation").click()
+    page.locator(f"{HOST} .net").wait_for(state="hidden", timeout=5_000)
+    sent = len(hits)
+    page.wait_for_timeout(2_500)
+    assert len(hits) == sent  # the forgotten message is never sent
+    assert page.locator(f"{HOST} .msg.user").count() == 0 and page.locator(f"{HOST} .msg.error").count() == 0
+
+
 def test_network_down_backs_off_then_recovers_without_a_click(browse, live_server) -> None:  # type: ignore[no-untyped-def]
     page = browse().page()
     open_widget(page, live_server.url)

@@ -368,6 +368,7 @@ svg { display: block; fill: currentColor; flex: none; }
   let T = STRINGS[state.lang];
   const queue = []; // messages waiting to be sent, oldest first: { text, node }
   let sending = false;
+  let epoch = 0; // bumped by clearing: a reply still on its way then belongs to a forgotten conversation
 
   // ---- build the widget ----------------------------------------------------------------------------
   const host = document.createElement("div");
@@ -980,11 +981,13 @@ svg { display: block; fill: currentColor; flex: none; }
   async function pump() {
     if (sending || !queue.length) return;
     sending = true;
+    const mine = epoch;
     const { text, node: asked } = queue[0];
     removeTransient();
     let bubble = null;
     try {
       const reply = await retrying(async () => {
+        if (mine !== epoch) throw new HttpError(499, null); // cleared while waiting: stop, send nothing
         showTyping();
         try {
           return await ask(text, (sentence) => {
@@ -1006,6 +1009,7 @@ svg { display: block; fill: currentColor; flex: none; }
           throw err;
         }
       });
+      if (mine !== epoch) return;
       hideTyping();
       queue.shift();
       if (reply.session_id) state.sessionId = reply.session_id;
@@ -1026,14 +1030,15 @@ svg { display: block; fill: currentColor; flex: none; }
       scrollToMessage(node);
       say(item.r.reply, item.r.lang, item.r.kind === "emergency");
     } catch (err) {
+      if (mine !== epoch) return;
       hideTyping();
       const failed = queue.splice(0); // the rest waited behind this one: show them as not sent
       for (const q of failed.slice(1)) if (q.node) q.node.remove();
       showError(err, () => enqueue(text, asked));
     } finally {
       sending = false;
+      pump();
     }
-    pump();
   }
 
   // The greeting, the disclaimer (once a conversation) and suggested questions.
@@ -1142,6 +1147,7 @@ svg { display: block; fill: currentColor; flex: none; }
   }
 
   function reset() {
+    epoch += 1;
     const id = state.sessionId;
     if (id) request("chat/session/" + encodeURIComponent(id), undefined, "application/json", undefined, "DELETE")
       .catch(() => { /* the server forgets idle sessions by itself */ });
@@ -1151,6 +1157,7 @@ svg { display: block; fill: currentColor; flex: none; }
     forget();
     hideTyping();
     hideConfirm(false);
+    netUp();
     log.replaceChildren();
     say(T.cleared);
     start();
