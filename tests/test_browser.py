@@ -210,6 +210,7 @@ def ask(page: Any, text: str) -> Any:
 
 def shot(page: Any, name: str, **kwargs: Any) -> None:
     DOCS.mkdir(exist_ok=True)
+    page.mouse.move(0, 0)  # no hover effect left where the last click was
     page.screenshot(path=str(DOCS / name), **kwargs)
 
 

@@ -1194,7 +1194,7 @@ svg { display: block; fill: currentColor; flex: none; }
 
   // Another tab of the same site changed or cleared the conversation: show the same one here.
   window.addEventListener("storage", (e) => {
-    if (e.key !== KEY || sending || queue.length) return;
+    if (!REMEMBER || e.key !== KEY || sending || queue.length) return;
     const now = load();
     state.sessionId = now ? now.sessionId || null : null;
     state.items = now ? now.items : [];
