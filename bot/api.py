@@ -208,9 +208,10 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         return JSONResponse(status_code=422,
                             content={"detail": _explain(exc.errors())})
 
+    # DELETE: the widget's "Clear conversation"; Retry-After exposed so it can wait as long as the server asks.
     app.add_middleware(CORSMiddleware, allow_origins=settings.allowed_origins, allow_credentials=False,
-                       allow_methods=["GET", "POST"], allow_headers=["Content-Type", "Authorization"],
-                       max_age=600)
+                       allow_methods=["GET", "POST", "DELETE"], allow_headers=["Content-Type", "Authorization"],
+                       expose_headers=["Retry-After"], max_age=600)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
     return app
 

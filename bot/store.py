@@ -339,6 +339,15 @@ class Store:
         """Release every pooled connection."""
         self.engine.dispose()
 
+    def forget_session(self, session_id: str) -> bool:
+        """Delete a conversation now (the patient cleared it): its session row and turns; True when it existed."""
+        if not SESSION_ID.fullmatch(session_id):
+            return False
+        with self._tx() as conn:
+            conn.execute(delete(turns).where(turns.c.session_id == session_id))
+            conn.execute(update(unanswered).where(unanswered.c.session_id == session_id).values(session_id=None))
+            return bool(conn.execute(delete(sessions).where(sessions.c.id == session_id)).rowcount)
+
 
 def _iso(value: datetime | None) -> str | None:
     stamp = _utc(value)

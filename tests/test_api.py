@@ -250,3 +250,38 @@ def test_curl_style_json_without_content_type_is_read_as_json(client) -> None:  
     chat_resp = client.post("/chat", content=b'{"message":"what is the psoas"}',
                             headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert chat_resp.status_code == 200 and chat_resp.json()["kind"] == "answer"
+
+
+def test_delete_session_forgets_the_conversation(client) -> None:  # type: ignore[no-untyped-def]
+    """The widget's "Clear conversation": the stored turns go, and the id no longer continues anything."""
+    first = chat(client, "tell me about the psoas")
+    session = first["session_id"]
+    chat(client, "how long is it?", session)
+    store = client.app.state.runtime.store
+    from sqlalchemy import func, select
+
+    from bot.store import sessions, turns
+
+    def stored() -> tuple[int, int]:
+        with store.engine.connect() as conn:
+            return (conn.scalar(select(func.count()).select_from(turns).where(turns.c.session_id == session)) or 0,
+                    conn.scalar(select(func.count()).select_from(sessions).where(sessions.c.id == session)) or 0)
+
+    assert stored() == (4, 1)
+    resp = client.delete(f"/chat/session/{session}")
+    assert resp.status_code == 204 and not resp.content
+    assert stored() == (0, 0)
+    after = chat(client, "how long is it?", session)
+    assert after["session_id"] != session  # a new conversation: nothing to follow up on
+    # Unknown, malformed or repeated ids: the same 204 (nothing to tell about other sessions).
+    for other in (session, "not-a-session", "x" * 200):
+        assert client.delete(f"/chat/session/{other}").status_code == 204
+    assert client.delete("/chat/session/" + "x" * 201).status_code == 422
+
+
+def test_cors_lets_the_widget_clear_a_session_and_read_retry_after(client) -> None:  # type: ignore[no-untyped-def]
+    origin = "http://127.0.0.1:8000"
+    pre = client.options("/chat/session/abc", headers={"Origin": origin, "Access-Control-Request-Method": "DELETE"})
+    assert pre.status_code == 200 and "DELETE" in pre.headers["access-control-allow-methods"]
+    resp = client.post("/chat", json={"message": "hi"}, headers={"Origin": origin})
+    assert "retry-after" in resp.headers["access-control-expose-headers"].lower()

@@ -64,7 +64,7 @@ def test_staff_page_is_served_without_a_token_and_has_no_inline_code(client) -> 
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/html")
     assert "script-src 'self'" in resp.headers["content-security-policy"]
     _assert_no_inline_code(resp.text)
-    assert '<script src="/static/staff.js"' in resp.text
+    assert re.search(r'<script src="/static/staff\.js\?v=[0-9a-f]{12}"', resp.text)
     for name in ("staff.js", "staff.css"):
         assert client.get(f"/static/{name}").status_code == 200
 
@@ -184,25 +184,49 @@ def test_stats_shape(make_client, data_dir) -> None:  # type: ignore[no-untyped-
 
 
 # --- the widget's routes --------------------------------------------------------------------------------
-def test_widget_js_is_cached_with_an_etag(client) -> None:  # type: ignore[no-untyped-def]
-    resp = client.get("/widget.js")
-    assert resp.status_code == 200
-    assert resp.headers["content-type"].startswith("text/javascript")
-    assert resp.headers["cache-control"] == "public, max-age=300"
-    etag = resp.headers["etag"]
+def test_widget_js_is_gzipped_and_cached_with_an_etag(client) -> None:  # type: ignore[no-untyped-def]
+    from bot.assets import load_asset
+    from bot.channels.widget import STATIC
+
+    plain = client.get("/widget.js", headers={"Accept-Encoding": "identity"})
+    assert plain.status_code == 200 and "content-encoding" not in plain.headers
+    assert plain.headers["content-type"].startswith("text/javascript")
+    assert plain.headers["cache-control"] == "public, max-age=300"  # the clinic's tag: revalidated often
+    assert "Accept-Encoding" in plain.headers["vary"]
+    etag = plain.headers["etag"]
     assert re.fullmatch(r'"[0-9a-f]{32}"', etag)
-    assert "set-cookie" not in resp.headers
-    assert "content-security-policy" not in resp.headers  # it runs on the clinic's pages, under their rules
-    for header in (etag, f"W/{etag}", f'"other", {etag}', "*"):
-        again = client.get("/widget.js", headers={"If-None-Match": header})
+    assert "set-cookie" not in plain.headers
+    assert "content-security-policy" not in plain.headers  # it runs on the clinic's pages, under their rules
+    resp = client.get("/widget.js", headers={"Accept-Encoding": "gzip, deflate, br"})
+    assert resp.headers["content-encoding"] == "gzip" and resp.headers["etag"] == etag[:-1] + '-gz"'
+    assert resp.content == plain.content  # httpx unzips: the same script
+    wire = int(resp.headers["content-length"])
+    assert wire < 15_000, wire
+    for header in (etag, f"W/{etag}", f'"other", {etag}', "*", resp.headers["etag"]):
+        again = client.get("/widget.js", headers={"If-None-Match": header, "Accept-Encoding": "identity"})
         assert again.status_code == 304 and again.headers["etag"] == etag and not again.content
     assert client.get("/widget.js", headers={"If-None-Match": '"stale"'}).status_code == 200
-    head = client.head("/widget.js")
+    head = client.head("/widget.js", headers={"Accept-Encoding": "identity"})
     assert head.status_code == 200 and head.headers["etag"] == etag and not head.content
-    body = resp.text
+    # The versioned URL the demo page uses is cached for a year; a stale version only briefly.
+    version = load_asset(STATIC / "widget.js").version
+    assert f'src="/widget.js?v={version}"' in client.get("/").text
+    assert client.get(f"/widget.js?v={version}").headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert client.get("/widget.js?v=000000000000").headers["cache-control"] == "public, max-age=300"
+    body = plain.text
     assert "innerHTML" not in body and "insertAdjacentHTML" not in body and "eval(" not in body
     assert "document.cookie" not in body
-    assert len(resp.content) < 60_000
+    assert len(plain.content) < 60_000
+
+
+def test_compacting_the_script_drops_only_comments_and_indentation() -> None:
+    from bot.assets import compact_js
+
+    source = ('/*! licence */\n(() => {\n  // a comment line\n  const a = "x // not a comment"; // trailing\n'
+              '  const b = \'it\\\'s // kept\'; // kept: quotes not plain\n  const u = "http://x"; \n})();\n')
+    assert compact_js(source) == ('/*! licence */\n(() => {\nconst a = "x // not a comment";\n'
+                                  'const b = \'it\\\'s // kept\'; // kept: quotes not plain\n'
+                                  'const u = "http://x";\n})();\n')
 
 
 def test_widget_js_makes_no_third_party_requests() -> None:
@@ -222,7 +246,7 @@ def test_widget_config(client) -> None:  # type: ignore[no-untyped-def]
     assert data["phone_tel"] == "tel:+18284587218"
     assert 3 <= len(data["suggested_questions"]) <= 4
     assert data["disclaimer"] == clinic.disclaimer and data["max_message_chars"] == 2000
-    assert data["emergency_number"] == "911"
+    assert data["emergency_number"] == "911" and data["lang"] == "en"
 
 
 def test_cors_allows_only_the_configured_origins(client) -> None:  # type: ignore[no-untyped-def]
@@ -237,9 +261,9 @@ def test_demo_page_has_the_widget_tag_and_no_inline_code(client) -> None:  # typ
     resp = client.get("/")
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/html")
     page = resp.text
-    assert re.search(r'<script src="/widget\.js" defer data-title="[^"]+" data-color="#[0-9a-f]{6}" '
+    assert re.search(r'<script src="/widget\.js\?v=[0-9a-f]{12}" defer data-title="[^"]+" data-color="#[0-9a-f]{6}" '
                      r'data-position="right"></script>', page)
-    assert '<link rel="stylesheet" href="/static/demo.css">' in page
+    assert re.search(r'<link rel="stylesheet" href="/static/demo\.css\?v=[0-9a-f]{12}">', page)
     _assert_no_inline_code(page)
     assert "(828) 458-7218" in page and "{{" not in page
     assert "set-cookie" not in resp.headers
@@ -252,10 +276,15 @@ def test_static_serves_only_its_own_files(client, name) -> None:  # type: ignore
     assert client.get(f"/static/{name}").status_code == 404
 
 
-def test_static_files_are_etag_cached(client) -> None:  # type: ignore[no-untyped-def]
+def test_static_files_are_gzipped_versioned_and_etag_cached(client) -> None:  # type: ignore[no-untyped-def]
     resp = client.get("/static/staff.js")
-    assert resp.headers["content-type"].startswith("text/javascript")
+    assert resp.headers["content-type"].startswith("text/javascript") and resp.headers["content-encoding"] == "gzip"
     assert client.get("/static/staff.js", headers={"If-None-Match": resp.headers["etag"]}).status_code == 304
+    page = client.get("/staff").text
+    for name in ("staff.css", "staff.js"):
+        url = re.search(rf'"(/static/{name}\?v=[0-9a-f]{{12}})"', page)
+        assert url, name
+        assert client.get(url[1]).headers["cache-control"] == "public, max-age=31536000, immutable"
 
 
 def _assert_no_inline_code(page: str) -> None:

@@ -417,3 +417,21 @@ def test_sqlite_runs_in_wal_with_normal_sync(tmp_path: Path) -> None:
     finally:
         s.close()
     assert pragmas == ["wal", 1, 15000, 1]
+
+
+def test_forget_session_deletes_the_conversation_and_keeps_the_staff_rows(store: Store) -> None:
+    """The widget's "Clear conversation": session and turns go; the unanswered question stays, unlinked."""
+    s = store.open_session(None, "web")
+    reply_id = store.record_exchange(s.id, "web", "do you sell gift cards", "handoff", "Please call us.",
+                                     unanswered_question="do you sell gift cards")
+    other = store.open_session(None, "web")
+    store.record_exchange(other.id, "web", "what is the psoas", "answer", "A muscle.")
+    assert store.add_feedback(reply_id, "down", "no answer")
+    assert store.forget_session(s.id) is True
+    assert store.open_session(s.id, "web").id != s.id  # nothing left to continue
+    assert store.open_session(other.id, "web").turns  # other conversations untouched
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM turns WHERE session_id = :s"), {"s": s.id}).scalar() == 0
+        assert conn.execute(text("SELECT session_id FROM unanswered")).scalars().all() == [None]
+    assert [q["question"] for q in store.list_unanswered()] == ["do you sell gift cards"]
+    assert store.forget_session(s.id) is False and store.forget_session("not a session id!") is False

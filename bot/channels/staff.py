@@ -12,6 +12,7 @@ from fastapi import APIRouter, HTTPException, Response, status
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, StrictStr, field_validator
 
+from bot.assets import versioned
 from bot.deps import RuntimeDep, SettingsDep, StaffDep
 from bot.ratelimit import StaffLimit
 from bot.types import IncomingMessage, Reply, Session
@@ -146,7 +147,10 @@ def _neg_time(iso: str) -> float:
 @router.get("/staff", tags=["staff"], response_class=HTMLResponse)
 async def staff_page() -> HTMLResponse:
     """The staff console (sign in with the staff token)."""
-    return HTMLResponse((STATIC / "staff.html").read_text(encoding="utf-8"), headers={"Cache-Control": "no-cache"})
+    page = (STATIC / "staff.html").read_text(encoding="utf-8")
+    for name in ("staff.css", "staff.js"):  # versioned URLs: the files themselves are cached for a year
+        page = page.replace(f'"/static/{name}"', f'"{versioned(STATIC / name, "/static/" + name)}"')
+    return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/staff/api/session", tags=["staff"])

@@ -1,4 +1,4 @@
-"""The web API: /chat, /chat/stream, /feedback and staff /search; translates JSON to the core and back."""
+"""The web API: /chat, /chat/stream, /chat/session, /feedback and staff /search; JSON to the core and back."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, HTTPException, Request, Response, status
+from fastapi import APIRouter, Body, HTTPException, Path, Request, Response, status
 from pydantic import BaseModel, Field, StrictStr, field_validator
 from sse_starlette.sse import EventSourceResponse
 from starlette.background import BackgroundTask
@@ -140,6 +140,20 @@ async def chat_stream(body: Annotated[ChatRequest, Body(openapi_examples=CHAT_EX
                 yield {"event": "reply", "data": value.model_dump_json()}
 
     return EventSourceResponse(events(), ping=15)
+
+
+@router.delete("/chat/session/{session_id}", tags=["chat"], status_code=status.HTTP_204_NO_CONTENT,
+               response_class=Response)
+async def forget_session(session_id: Annotated[str, Path(max_length=200)], runtime: RuntimeDep,
+                         _limit: ChatLimit) -> Response:
+    """Forget a conversation now (the widget's "Clear conversation"): its stored turns are deleted. Always 204."""
+    if runtime.store is not None:
+        try:
+            await asyncio.to_thread(runtime.store.forget_session, session_id)
+        except Exception as exc:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
+                                detail="The conversation could not be deleted right now; please try again.") from exc
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/feedback", tags=["chat"], status_code=status.HTTP_201_CREATED)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import html
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from bot.assets import cached_file, versioned
 from bot.deps import ClinicDep, SettingsDep
 
 router = APIRouter()
@@ -19,52 +18,13 @@ STATIC = Path(__file__).resolve().parent.parent / "static"
 STATIC_FILES = {"demo.css": "text/css; charset=utf-8", "staff.css": "text/css; charset=utf-8",
                 "staff.js": "text/javascript; charset=utf-8"}
 JS_TYPE = "text/javascript; charset=utf-8"
-CACHE = "public, max-age=300"
-
-
-@dataclass(frozen=True)
-class Asset:
-    """A file's bytes and the strong ETag of its content."""
-
-    body: bytes
-    etag: str
-
-
-_assets: dict[Path, tuple[float, Asset]] = {}
-
-
-def load_asset(path: Path) -> Asset:
-    """The file's content and ETag, re-read only when its modification time changes."""
-    mtime = path.stat().st_mtime
-    cached = _assets.get(path)
-    if cached is None or cached[0] != mtime:
-        body = path.read_bytes()
-        cached = (mtime, Asset(body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'))
-        _assets[path] = cached
-    return cached[1]
-
-
-def _matches(if_none_match: str | None, etag: str) -> bool:
-    if not if_none_match:
-        return False
-    tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
-    return "*" in tags or etag in tags
-
-
-def cached_file(request: Request, path: Path, media_type: str) -> Response:
-    """The file with ETag and Cache-Control, or 304 when the client's copy is current."""
-    asset = load_asset(path)
-    headers = {"ETag": asset.etag, "Cache-Control": CACHE}
-    if _matches(request.headers.get("if-none-match"), asset.etag):
-        return Response(status_code=304, headers=headers)
-    return Response(asset.body, media_type=media_type, headers=headers)
 
 
 @router.head("/widget.js", include_in_schema=False)
 @router.get("/widget.js", tags=["widget"], response_class=Response,
             responses={200: {"content": {"text/javascript": {}}}, 304: {"description": "Not modified"}})
 async def widget_js(request: Request) -> Response:
-    """The chat widget script for the clinic's site (ETag-cached; 304 when unchanged)."""
+    """The chat widget script for the clinic's site (gzip; ETag, 304 when unchanged; `?v=<hash>` cached a year)."""
     return cached_file(request, STATIC / "widget.js", JS_TYPE)
 
 
@@ -81,6 +41,7 @@ async def widget_config(clinic: ClinicDep, settings: SettingsDep) -> JSONRespons
         "disclaimer": clinic.disclaimer,
         "emergency_number": clinic.emergency_number,
         "max_message_chars": settings.max_message_chars,
+        "lang": "en",  # the language of the texts above (clinic.toml); the widget marks them up with it
     }
     return JSONResponse(body, headers={"Cache-Control": "public, max-age=60"})
 
@@ -89,7 +50,9 @@ async def widget_config(clinic: ClinicDep, settings: SettingsDep) -> JSONRespons
 async def demo_page(clinic: ClinicDep) -> HTMLResponse:
     """A plain mock clinic page with the widget on it (what `make run` shows in a browser)."""
     template = (STATIC / "demo.html").read_text(encoding="utf-8")
-    values = {"name": clinic.name, "city": clinic.city, "phone": clinic.phone, "phone_tel": f"tel:{clinic.phone_e164}"}
+    values = {"name": clinic.name, "city": clinic.city, "phone": clinic.phone, "phone_tel": f"tel:{clinic.phone_e164}",
+              "widget_js": versioned(STATIC / "widget.js", "/widget.js"),
+              "demo_css": versioned(STATIC / "demo.css", "/static/demo.css")}
     page = template
     for key, value in values.items():
         page = page.replace("{{" + key + "}}", html.escape(value, quote=True))
@@ -98,7 +61,7 @@ async def demo_page(clinic: ClinicDep) -> HTMLResponse:
 
 @router.get("/static/{name}", tags=["widget"], response_class=Response)
 async def static_file(name: str, request: Request) -> Response:
-    """The demo page's and staff console's own CSS and JS (no third-party files anywhere)."""
+    """The demo page's and staff console's own CSS and JS (gzip; `?v=<hash>` cached a year)."""
     media_type = STATIC_FILES.get(name)
     if media_type is None:
         raise HTTPException(404, detail=f"No static file {name!r}; available: {', '.join(sorted(STATIC_FILES))}.")

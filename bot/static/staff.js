@@ -51,6 +51,8 @@
     return isNaN(d) ? String(iso || "") : d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
   }
   function status(text) { $("status").textContent = text || ""; }
+  // A question that was only markup (stripped before storing) is empty: say so instead of a blank row.
+  const shown = (text) => (String(text || "").trim() ? text : "(no text)");
 
   class ApiError extends Error {
     constructor(code, detail) { super(detail); this.code = code; this.detail = detail; }
@@ -363,9 +365,11 @@
 
   // ---- unanswered and feedback --------------------------------------------------------------------------
   // "Mark handled": posts the ids, then reloads the list (or re-enables itself when the call failed).
-  function handledButton(target, path, ids, reload) {
+  // Its name says which item: "Mark handled: <question>" (the visible words come first, WCAG 2.5.3).
+  function handledButton(target, path, ids, reload, what) {
     const button = el("button", "ghost small", "Mark handled");
     button.type = "button";
+    button.setAttribute("aria-label", "Mark handled: " + what);
     button.addEventListener("click", async () => {
       busy(button, true, "Saving...");
       const ok = await guarded(target, () => api("POST", path, { ids }));
@@ -384,21 +388,24 @@
     }
     const table = el("table", "list");
     const head = el("tr");
-    head.append(el("th", null, "Question"), el("th", "num", "Asked"), el("th", null, "Last asked"), el("th", null, ""));
+    const actions = el("th");
+    actions.appendChild(el("span", "sr", "Action"));
+    head.append(el("th", null, "Question"), el("th", "num", "Asked"), el("th", null, "Last asked"), actions);
     const thead = el("thead");
     thead.appendChild(head);
     const tbody = el("tbody");
     for (const g of data.groups) {
       const tr = el("tr", "group");
       const q = el("td");
-      q.appendChild(el("div", "question", g.question));
+      q.appendChild(el("div", "question", shown(g.question)));
       if (g.variants.length) {
         const ul = el("ul", "variants");
-        for (const v of g.variants) ul.appendChild(el("li", null, v));
+        for (const v of g.variants) ul.appendChild(el("li", null, shown(v)));
         q.appendChild(ul);
       }
       const action = el("td");
-      action.appendChild(handledButton(target, "/staff/api/unanswered/handled", g.ids, loadUnanswered));
+      action.appendChild(handledButton(target, "/staff/api/unanswered/handled", g.ids, loadUnanswered,
+        shown(g.question)));
       tr.append(q, el("td", "num count", g.count), el("td", null, when(g.last_seen)), action);
       tbody.appendChild(tr);
     }
@@ -423,11 +430,12 @@
       li.appendChild(head);
       const dl = el("dl");
       const row = (term, value) => { if (value) dl.append(el("dt", null, term), el("dd", null, value)); };
-      row("Patient asked", f.question);
+      row("Patient asked", f.question == null ? null : shown(f.question));
       row("The bot replied", f.reply_text);
       row("Comment", f.comment || "(no comment)");
       li.appendChild(dl);
-      li.appendChild(handledButton(target, "/staff/api/feedback/handled", [f.id], loadFeedback));
+      li.appendChild(handledButton(target, "/staff/api/feedback/handled", [f.id], loadFeedback,
+        "thumbs-down on " + shown(f.question) + ", " + when(f.created_at)));
       list.appendChild(li);
     }
     target.replaceChildren(list);

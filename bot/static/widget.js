@@ -1,7 +1,7 @@
 /*! Clinic chat widget. One file, no dependencies, no cookies, no requests to anyone but the bot.
  *
  *   <script src="https://BOT/widget.js" defer data-title="Ask our assistant" data-color="#14606e"
- *           data-position="right" data-greeting="Hi! How can we help?"></script>
+ *           data-position="right" data-lang="en" data-remember="30"></script>
  *
  * Everything lives in a shadow root styled by a constructable stylesheet, so the page's CSS cannot reach
  * in and ours cannot leak out. Every piece of text is inserted with textContent; links are http(s) or tel.
@@ -18,18 +18,68 @@
   // The bot's base URL is wherever this file came from (works behind a path prefix too).
   const BASE = new URL(".", script.src);
   const url = (path) => new URL(path, BASE).href;
-  const STORE_KEY = "clinic-chat:v1:" + BASE.href;
+  const KEY = "clinic-chat:v2:" + BASE.href; // per site (localStorage is per origin) and per bot
   const TIMEOUT_MS = 30000;
+  const GIVE_UP_MS = 180000; // keep reconnecting this long before showing Retry
   const MAX_ITEMS = 60;
   const STREAM_UNSUPPORTED = new Set([404, 405, 406, 415, 501]);
+
+  // ---- strings: one table per language -----------------------------------------------------------------
+  const STRINGS = {
+    en: {
+      title: "Chat with us", subtitle: "Automated assistant, answers from our articles",
+      reset: "New conversation", close: "Close chat", log: "Conversation", placeholder: "Type your question",
+      input: "Your message", send: "Send", foot: "Please don't share personal details.",
+      emergencyCall: " In an emergency call {n}.", you: "You said: ", urgent: "Get help now",
+      from1: "From our article:", fromN: "From our articles:", helpful: "Was this helpful?",
+      yes: "Yes, helpful", no: "No, not helpful", missing: "What was missing? (optional)", sending: "Sending...",
+      thanks: "Thanks for your feedback.", fbFailed: "Sorry, your feedback could not be sent.",
+      suggested: "Suggested questions", typing: "The assistant is typing",
+      unreachable: "Sorry, I can't reach the assistant right now. Please try again in a moment",
+      orCall: ", or call the clinic at {p}.", retry: "Retry", call: "Call the clinic",
+      reconnecting: "Reconnecting...", retryIn: "Trying again in {s} s.", waiting: "Waiting to send",
+      back: "Connected again.", tooLong: "Your message is {n} characters; please keep it under {m}.",
+      confirm: "Clear this conversation? It is removed from this device and the assistant forgets it.",
+      clear: "Clear conversation", keep: "Keep it", cleared: "Conversation cleared.",
+      greeting: "Hi! I'm the clinic's automated assistant. I answer from our articles, or help you book.",
+      disclaimer: "This is general information from our clinic's articles, not medical advice.",
+    },
+    es: {
+      title: "Escríbanos", subtitle: "Asistente automático, responde con nuestros artículos",
+      reset: "Nueva conversación", close: "Cerrar el chat", log: "Conversación", placeholder: "Escriba su pregunta",
+      input: "Su mensaje", send: "Enviar", foot: "Por favor, no comparta datos personales.",
+      emergencyCall: " En una emergencia llame al {n}.", you: "Usted dijo: ", urgent: "Pida ayuda ya",
+      from1: "De nuestro artículo:", fromN: "De nuestros artículos:", helpful: "¿Le fue útil?",
+      yes: "Sí, útil", no: "No, no fue útil", missing: "¿Qué faltó? (opcional)", sending: "Enviando...",
+      thanks: "Gracias por su opinión.", fbFailed: "Lo sentimos, no se pudo enviar su opinión.",
+      suggested: "Preguntas sugeridas", typing: "El asistente está escribiendo",
+      unreachable: "Lo sentimos, ahora no puedo comunicarme con el asistente. Inténtelo de nuevo en un momento",
+      orCall: " o llame a la clínica al {p}.", retry: "Reintentar", call: "Llamar a la clínica",
+      reconnecting: "Reconectando...", retryIn: "Nuevo intento en {s} s.", waiting: "Pendiente de envío",
+      back: "Conectado de nuevo.", tooLong: "Su mensaje tiene {n} caracteres; el máximo es {m}.",
+      confirm: "¿Borrar esta conversación? Se elimina de este dispositivo y el asistente la olvida.",
+      clear: "Borrar la conversación", keep: "Conservarla", cleared: "Conversación borrada.",
+      greeting: "¡Hola! Soy el asistente automático de la clínica. Respondo con nuestros artículos o le ayudo " +
+        "a pedir una cita.",
+      disclaimer: "Es información general de los artículos de la clínica, no consejo médico.",
+    },
+  };
+  const fill = (s, v) => s.replace(/\{(\w)\}/g, (_, k) => v[k]);
 
   // ---- options -------------------------------------------------------------------------------------
   const data = script.dataset || {};
   const clean = (value, max) => (typeof value === "string" ? value.replace(/\s+/g, " ").trim().slice(0, max) : "");
-  const TITLE = clean(data.title, 60) || "Chat with us";
+  const TITLE = clean(data.title, 60);
+  const PAGE_TEXT_LANG = document.documentElement.lang || null; // data-title and data-greeting are in the page's
   const GREETING = clean(data.greeting, 400);
   const POSITION = data.position === "left" ? "left" : "right";
   const ACCENT = /^#(?:[0-9a-f]{3}|[0-9a-f]{6})$/i.test(data.color || "") ? data.color : "#14606e";
+  const langOf = (code) => { const c = String(code || "").toLowerCase().slice(0, 2); return STRINGS[c] ? c : null; };
+  const PAGE_LANG = langOf(data.lang) ||
+    (navigator.languages || [navigator.language]).map(langOf).find(Boolean) || "en";
+  // Minutes an idle conversation is kept on this device; data-remember="0" (or "off") keeps nothing.
+  const REMEMBER = data.remember === "off" ? 0
+    : Math.max(0, Math.min(1440, parseInt(data.remember == null ? "30" : data.remember, 10) || 0));
 
   function luminance(hex) {
     let h = hex.slice(1);
@@ -44,22 +94,32 @@
     ? "#ffffff" : "#111111";
 
   // ---- styles --------------------------------------------------------------------------------------
-  // px everywhere (never rem): the page's root font-size must not scale the widget.
+  // px everywhere (never rem): the page's root font-size must not scale the widget. Every target is
+  // at least 44 x 44 px (WCAG 2.5.5); the textarea is 16 px so iOS does not zoom on focus.
+  const SR = "position:absolute;width:1px;height:1px;padding:0;margin:-1px;overflow:hidden;clip:rect(0 0 0 0);" +
+    "white-space:nowrap;border:0";
   const CSS = `
 :host { all: initial !important; display: block !important; position: static !important;
   width: 0 !important; height: 0 !important; visibility: visible !important; }
 .root { all: initial; display: block; font-family: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue",
-  Arial, sans-serif; font-size: 15px; line-height: 1.45; color: #1b1e21; font-weight: 400; font-style: normal;
+  Arial, sans-serif; font-size: 15px; line-height: 1.45; color: var(--fg); font-weight: 400; font-style: normal;
   letter-spacing: normal; word-spacing: normal; text-transform: none; text-align: left; direction: ltr;
-  -webkit-text-size-adjust: 100%; text-size-adjust: 100%; }
+  -webkit-text-size-adjust: 100%; text-size-adjust: 100%;
+  --bg: #ffffff; --log: #f4f5f7; --fg: #1b1e21; --muted: #454b52; --line: #d5d9de; --edge: #5b6670;
+  --link: #0b4f8a; --hover: #e9ecef; --pressed: #e3ecf6; --em-bg: #fff4f4; --em: #b00020; --em-fg: #9c001c;
+  --warn-bg: #fff8e8; --warn: #8a4b00; --ph: #5d646b; --ring: 0 0 0 2px #ffffff, 0 0 0 5px #111111; }
+@media (prefers-color-scheme: dark) {
+  .root { --bg: #1f2328; --log: #15181b; --fg: #e8eaed; --muted: #b9bfc6; --line: #3a4048; --edge: #8b949e;
+    --link: #8cc8ff; --hover: #2c3138; --pressed: #1d3550; --em-bg: #35161a; --em: #ff5c6c; --em-fg: #ffb3ba;
+    --warn-bg: #33270f; --warn: #e0a040; --ph: #a7adb4; --ring: 0 0 0 2px #111111, 0 0 0 5px #ffffff; }
+}
 .root *, .root *::before, .root *::after { box-sizing: border-box; }
 button, input, textarea { font: inherit; color: inherit; letter-spacing: inherit; margin: 0; }
 button { cursor: pointer; }
-a { color: #0b4f8a; }
+a { color: var(--link); }
 p { margin: 0; }
 svg { display: block; fill: currentColor; flex: none; }
-.sr { position: absolute; width: 1px; height: 1px; padding: 0; margin: -1px; overflow: hidden;
-  clip: rect(0 0 0 0); white-space: nowrap; border: 0; }
+.sr { ${SR}; }
 
 .launcher { position: fixed; bottom: 20px; right: 20px; z-index: 2147483000; display: inline-flex;
   align-items: center; gap: 8px; min-height: 50px; padding: 0 20px 0 16px; border: 0; border-radius: 25px;
@@ -70,75 +130,87 @@ svg { display: block; fill: currentColor; flex: none; }
 
 .panel { position: fixed; bottom: 84px; right: 20px; z-index: 2147483001; display: flex;
   flex-direction: column; width: 380px; max-width: calc(100vw - 40px); height: 640px;
-  max-height: calc(100vh - 108px); background: #ffffff; color: #1b1e21; border: 1px solid #c9ced4;
+  max-height: calc(100vh - 108px); background: var(--bg); color: var(--fg); border: 1px solid var(--line);
   border-radius: 14px; box-shadow: 0 12px 40px rgba(0, 0, 0, 0.3); overflow: hidden; }
-.panel[hidden] { display: none; }
+.panel[hidden], [hidden] { display: none !important; }
 .left .panel { right: auto; left: 20px; }
 
-.header { display: flex; align-items: center; gap: 8px; padding: 10px 8px 10px 16px; background: ${ACCENT};
+.header { display: flex; align-items: center; gap: 4px; padding: 6px 4px 6px 16px; background: ${ACCENT};
   color: ${ACCENT_FG}; flex: none; }
 .heading { flex: 1; min-width: 0; }
 .title { margin: 0; font-size: 16px; font-weight: 700; line-height: 1.3; }
 .subtitle { font-size: 12px; line-height: 1.3; }
-.hbtn { background: transparent; color: inherit; border: 1px solid currentColor; border-radius: 6px;
-  padding: 4px 8px; font-size: 13px; min-height: 32px; white-space: nowrap; }
-.close { border: 0; width: 36px; height: 36px; padding: 6px; border-radius: 18px; }
-.close svg { width: 24px; height: 24px; }
+.hbtn { display: inline-flex; align-items: center; justify-content: center; gap: 6px; background: transparent;
+  color: inherit; border: 0; border-radius: 8px; padding: 0 8px; font-size: 13px; min-height: 44px;
+  min-width: 44px; white-space: nowrap; }
+.hbtn svg { width: 22px; height: 22px; }
+.hbtn:hover { text-decoration: underline; }
 
-.log { flex: 1; overflow-y: auto; padding: 14px; background: #f4f5f7; display: flex; flex-direction: column;
-  gap: 10px; overscroll-behavior: contain; }
+.bar { display: flex; flex-wrap: wrap; align-items: center; gap: 8px; padding: 8px 12px; flex: none;
+  background: var(--warn-bg); color: var(--fg); border-bottom: 1px solid var(--line); font-size: 14px; }
+.bar p { flex: 1 1 180px; }
+.net { border-top: 1px solid var(--warn); border-bottom: 0; }
+
+.log { flex: 1; overflow-y: auto; padding: 14px; background: var(--log); display: flex; flex-direction: column;
+  gap: 10px; overscroll-behavior: contain; min-height: 0; }
 .msg { max-width: 88%; padding: 10px 12px; border-radius: 12px; overflow-wrap: anywhere; }
 .msg .text { white-space: pre-wrap; }
 .user { align-self: flex-end; background: ${ACCENT}; color: ${ACCENT_FG}; border-bottom-right-radius: 4px; }
-.bot { align-self: flex-start; background: #ffffff; color: #1b1e21; border: 1px solid #d5d9de;
+.user .wait { display: block; font-size: 12px; font-style: italic; }
+.bot { align-self: flex-start; background: var(--bg); color: var(--fg); border: 1px solid var(--line);
   border-bottom-left-radius: 4px; }
-.bot.emergency { border: 3px solid #b00020; background: #fff4f4; max-width: 100%; }
-.urgent { display: flex; align-items: center; gap: 6px; margin-bottom: 6px; color: #9c001c; font-weight: 700;
+.bot.emergency { border: 3px solid var(--em); background: var(--em-bg); max-width: 100%; }
+.urgent { display: flex; align-items: center; gap: 6px; margin-bottom: 6px; color: var(--em-fg); font-weight: 700;
   font-size: 14px; text-transform: uppercase; letter-spacing: 0.04em; }
 .urgent svg { width: 20px; height: 20px; }
-.bot.error { border: 2px solid #8a4b00; background: #fff8e8; }
-.note, .disclaimer { font-size: 12px; line-height: 1.4; color: #454b52; }
+.bot.error { border: 2px solid var(--warn); background: var(--warn-bg); }
+.note, .disclaimer { font-size: 12px; line-height: 1.4; color: var(--muted); }
 .disclaimer { margin-top: 8px; }
-.intro-note { align-self: stretch; padding: 0 4px; }
-.sources { margin-top: 8px; font-size: 13px; color: #454b52; }
-.sources ul { margin: 2px 0 0; padding: 0 0 0 18px; }
-.sources li { margin: 2px 0; color: #1b1e21; }
+.intro-note, .intro-foot { align-self: stretch; padding: 0 4px; }
+.intro-foot { display: none; }
+.sources { margin-top: 8px; font-size: 13px; color: var(--muted); }
+.sources ul { margin: 0; padding: 0 0 0 18px; }
+.sources li { color: var(--fg); }
+.sources a { display: inline-flex; align-items: center; min-height: 44px; min-width: 44px; }
 .actions { display: flex; flex-wrap: wrap; gap: 6px; margin-top: 10px; }
-.action { display: inline-flex; align-items: center; gap: 6px; min-height: 36px; padding: 6px 14px;
-  border-radius: 18px; border: 0; background: ${ACCENT}; color: ${ACCENT_FG}; text-decoration: none;
-  font-size: 14px; font-weight: 600; }
+.action { display: inline-flex; align-items: center; justify-content: center; gap: 6px; min-height: 44px;
+  min-width: 44px; padding: 6px 16px; border-radius: 22px; border: 0; background: ${ACCENT}; color: ${ACCENT_FG};
+  text-decoration: none; font-size: 14px; font-weight: 600; }
 .action svg { width: 18px; height: 18px; }
 .action.emergency { background: #b00020; color: #ffffff; }
-.action.secondary { background: #ffffff; color: #1b1e21; border: 1px solid #5b6670; }
+.action.secondary { background: var(--bg); color: var(--fg); border: 1px solid var(--edge); }
 .chips { display: flex; flex-wrap: wrap; gap: 6px; align-self: flex-start; }
-.chip { background: #ffffff; color: #1b1e21; border: 1px solid #5b6670; border-radius: 16px; padding: 6px 12px;
-  font-size: 13px; line-height: 1.3; min-height: 32px; text-align: left; }
-.chip:hover { background: #e9ecef; }
-.feedback { display: flex; flex-wrap: wrap; align-items: center; gap: 6px; margin-top: 8px; font-size: 12px;
-  color: #454b52; }
-.fb { display: inline-flex; align-items: center; justify-content: center; background: #ffffff; color: #2f353b;
-  border: 1px solid #8b949e; border-radius: 6px; width: 34px; height: 30px; padding: 0; }
-.fb svg { width: 18px; height: 18px; }
-.fb[aria-pressed="true"] { background: #e3ecf6; border-color: #0b4f8a; color: #0b4f8a; }
+.chip { background: var(--bg); color: var(--fg); border: 1px solid var(--edge); border-radius: 22px;
+  padding: 6px 14px; font-size: 14px; line-height: 1.3; min-height: 44px; text-align: left; }
+.chip:hover, .action.secondary:hover, .fb:hover { background: var(--hover); }
+.feedback { display: flex; flex-wrap: wrap; align-items: center; gap: 6px; margin-top: 8px; font-size: 13px;
+  color: var(--muted); }
+.fb { display: inline-flex; align-items: center; justify-content: center; background: var(--bg); color: var(--fg);
+  border: 1px solid var(--edge); border-radius: 8px; width: 44px; height: 44px; padding: 0; }
+.fb svg { width: 20px; height: 20px; }
+.fb[aria-pressed="true"] { background: var(--pressed); border-color: var(--link); color: var(--link); }
 .fbform { display: flex; gap: 6px; width: 100%; margin-top: 4px; }
-.fbform input { flex: 1; min-width: 0; border: 1px solid #6b7580; border-radius: 6px; padding: 4px 8px;
-  font-size: 13px; background: #ffffff; }
-.fbform button { border: 1px solid #5b6670; background: #ffffff; border-radius: 6px; padding: 4px 10px;
-  font-size: 13px; }
-.typing { align-self: flex-start; display: inline-flex; gap: 5px; padding: 12px 14px; background: #ffffff;
-  border: 1px solid #d5d9de; border-radius: 12px; }
-.typing span { width: 8px; height: 8px; border-radius: 4px; background: #5b6670; }
-.composer { display: flex; align-items: flex-end; gap: 8px; padding: 10px; border-top: 1px solid #d5d9de;
-  background: #ffffff; flex: none; }
-.composer textarea { flex: 1; min-width: 0; resize: none; height: 42px; max-height: 120px; padding: 10px 12px;
-  border: 1px solid #6b7580; border-radius: 8px; background: #ffffff; color: #1b1e21; font-size: 15px;
+.fbform input { flex: 1; min-width: 0; min-height: 44px; border: 1px solid var(--edge); border-radius: 8px;
+  padding: 4px 10px; font-size: 16px; background: var(--bg); color: var(--fg); }
+.fbform button { min-height: 44px; min-width: 44px; border: 1px solid var(--edge); background: var(--bg);
+  border-radius: 8px; padding: 4px 12px; font-size: 14px; }
+.typing { align-self: flex-start; display: inline-flex; gap: 5px; padding: 12px 14px; background: var(--bg);
+  border: 1px solid var(--line); border-radius: 12px; }
+.typing span { width: 8px; height: 8px; border-radius: 4px; background: var(--edge); }
+.composer { display: flex; align-items: flex-end; gap: 8px; padding: 8px 10px; border-top: 1px solid var(--line);
+  background: var(--bg); flex: none; }
+.composer textarea { flex: 1; min-width: 0; resize: none; height: 44px; max-height: 120px; padding: 10px 12px;
+  border: 1px solid var(--edge); border-radius: 8px; background: var(--bg); color: var(--fg); font-size: 16px;
   line-height: 1.4; }
-.composer textarea::placeholder { color: #5d646b; opacity: 1; }
-.send { display: inline-flex; align-items: center; justify-content: center; width: 44px; height: 42px;
-  border: 0; border-radius: 8px; background: ${ACCENT}; color: ${ACCENT_FG}; }
+.composer textarea::placeholder { color: var(--ph); opacity: 1; }
+.send { display: inline-flex; align-items: center; justify-content: center; width: 44px; height: 44px;
+  border: 0; border-radius: 8px; background: ${ACCENT}; color: ${ACCENT_FG}; flex: none; }
 .send svg { width: 22px; height: 22px; }
-.send:disabled { cursor: default; opacity: 0.55; }
-.foot { padding: 0 12px 8px; background: #ffffff; font-size: 11px; color: #454b52; text-align: center; flex: none; }
+.foot { display: flex; align-items: center; gap: 8px; padding: 0 10px 8px; background: var(--bg); font-size: 12px;
+  color: var(--muted); flex: none; }
+.foot p { flex: 1; }
+.reset { background: var(--bg); color: var(--fg); border: 1px solid var(--edge); font-size: 13px; }
+.hreset { display: none; }
 
 @media (prefers-reduced-motion: no-preference) {
   .panel.opening { animation: ccw-in 160ms ease-out; }
@@ -149,17 +221,32 @@ svg { display: block; fill: currentColor; flex: none; }
 @keyframes ccw-in { from { opacity: 0; transform: translateY(12px); } to { opacity: 1; transform: none; } }
 @keyframes ccw-dot { 0%, 80%, 100% { opacity: 0.3; } 40% { opacity: 1; } }
 
+/* Short screens (zoom 200-400%, phones held sideways): the panel takes the height, a one-line header. */
+@media (max-height: 500px) {
+  .panel, .left .panel { top: 8px; bottom: 8px; height: auto; max-height: none; }
+  .open .launcher { display: none; }
+  .header { padding: 0 0 0 12px; gap: 0; }
+  .subtitle, .foot { display: none; }
+  .hreset { display: inline-flex; }
+  .intro-foot { display: block; }
+  .composer { padding: 4px 8px; }
+  .log { padding: 8px 10px; }
+}
+/* Phones: a full-screen modal dialog and a round launcher. */
 @media (max-width: 480px) {
   .panel, .left .panel { top: 0; right: 0; bottom: 0; left: 0; width: 100%; max-width: none; height: 100%;
     max-height: none; border: 0; border-radius: 0; }
-  .launcher { bottom: 14px; right: 14px; }
+  .open .launcher { display: none; }
+  .launcher { bottom: 14px; right: 14px; width: 56px; height: 56px; padding: 0; justify-content: center;
+    border-radius: 28px; }
+  .launcher .label { ${SR}; }
   .left .launcher { left: 14px; }
   .msg { max-width: 92%; }
 }
-/* Last and specific, so it wins over every component's own box-shadow: a white-and-black ring shows on any colour. */
+/* Last and specific, so it wins over every component's own box-shadow: a two-tone ring shows on any colour. */
 .root :focus { outline: none; }
-.root :focus-visible { outline: 2px solid transparent; box-shadow: 0 0 0 2px #ffffff, 0 0 0 5px #111111; }
-@media (forced-colors: active) { .msg, .chip, .action, .launcher, .send { border: 1px solid CanvasText; } }
+.root :focus-visible { outline: 2px solid transparent; box-shadow: var(--ring); }
+@media (forced-colors: active) { .msg, .chip, .action, .launcher, .send, .fb { border: 1px solid CanvasText; } }
 `;
 
   // ---- small DOM helpers (textContent only: no HTML is ever parsed) ------------------------------------
@@ -168,6 +255,8 @@ svg { display: block; fill: currentColor; flex: none; }
     chat: "M20 2H4c-1.1 0-2 .9-2 2v18l4-4h14c1.1 0 2-.9 2-2V4c0-1.1-.9-2-2-2z",
     close: "M19 6.41 17.59 5 12 10.59 6.41 5 5 6.41 10.59 12 5 17.59 6.41 19 12 13.41 17.59 19 19 17.59 13.41 12z",
     send: "M2.01 21 23 12 2.01 3 2 10l15 2-15 2z",
+    reset: "M17.65 6.35C16.2 4.9 14.21 4 12 4c-4.42 0-7.99 3.58-7.99 8s3.57 8 7.99 8c3.73 0 6.84-2.55 7.73-6h-2.08" +
+      "c-.82 2.33-3.04 4-5.65 4-3.31 0-6-2.69-6-6s2.69-6 6-6c1.66 0 3.14.69 4.22 1.78L13 11h7V4l-2.35 2.35z",
     phone: "M6.62 10.79c1.44 2.83 3.76 5.14 6.59 6.59l2.2-2.2c.27-.27.67-.36 1.02-.24 1.12.37 2.33.57 3.57.57.55 0 " +
       "1 .45 1 1V20c0 .55-.45 1-1 1-9.39 0-17-7.61-17-17 0-.55.45-1 1-1h3.5c.55 0 1 .45 1 1 0 1.25.2 2.45.57 " +
       "3.57.11.35.03.74-.25 1.02l-2.2 2.2z",
@@ -181,6 +270,12 @@ svg { display: block; fill: currentColor; flex: none; }
     if (cls) node.className = cls;
     if (text != null) node.textContent = String(text);
     return node;
+  }
+
+  function button(cls, text) {
+    const b = el("button", cls, text);
+    b.type = "button";
+    return b;
   }
 
   function icon(name, rotate) {
@@ -227,37 +322,53 @@ svg { display: block; fill: currentColor; flex: none; }
     return a;
   }
 
-  // ---- storage (sessionStorage may be missing or throw: the widget still works, just forgets) ------
+  // ---- storage -------------------------------------------------------------------------------------
+  // The conversation: localStorage of this site, for REMEMBER idle minutes, so a reload or a new tab
+  // carries on. Whether the panel is open: this tab only (sessionStorage). REMEMBER = 0: nothing at all.
+  // Storage may be missing or throw (private mode, full): the widget still works, it just forgets.
+  const storage = (name) => { try { return window[name]; } catch (_) { return null; } };
+  const local = storage("localStorage");
+  const tab = storage("sessionStorage");
+  const attempt = (fn) => { try { return fn(); } catch (_) { return null; } };
+
+  function forget() {
+    attempt(() => local.removeItem(KEY));
+    attempt(() => tab.removeItem(KEY));
+  }
+
   function load() {
-    try {
-      const saved = JSON.parse(window.sessionStorage.getItem(STORE_KEY) || "null");
-      return saved && saved.v === 1 && Array.isArray(saved.items) ? saved : null;
-    } catch (_) {
+    attempt(() => tab.removeItem("clinic-chat:v1:" + BASE.href)); // the old per-tab copy
+    if (!REMEMBER) {
+      forget();
       return null;
     }
+    const saved = attempt(() => JSON.parse(local.getItem(KEY) || "null"));
+    if (saved && saved.v === 2 && Array.isArray(saved.items) && Date.now() - saved.at < REMEMBER * 60000) return saved;
+    if (saved) forget(); // expired or from an older version
+    return null;
   }
 
   function save() {
-    try {
-      window.sessionStorage.setItem(STORE_KEY, JSON.stringify({
-        v: 1, sessionId: state.sessionId, open: state.open, items: state.items.slice(-MAX_ITEMS),
-        config: state.config,
-      }));
-    } catch (_) { /* private mode or full: keep going without memory */ }
-  }
-
-  function forget() {
-    try { window.sessionStorage.removeItem(STORE_KEY); } catch (_) { /* nothing stored */ }
+    if (!REMEMBER) return;
+    attempt(() => local.setItem(KEY, JSON.stringify({
+      v: 2, at: Date.now(), sessionId: state.sessionId, items: state.items.slice(-MAX_ITEMS), config: state.config,
+      lang: state.lang,
+    })));
+    attempt(() => tab.setItem(KEY, state.open ? "open" : "closed"));
   }
 
   const saved = load();
   const state = {
     open: false,
-    busy: false,
     sessionId: saved ? saved.sessionId || null : null,
     items: saved ? saved.items : [],
     config: saved ? saved.config || null : null,
+    lang: (saved && langOf(saved.lang)) || PAGE_LANG,
   };
+  let T = STRINGS[state.lang];
+  const queue = []; // messages waiting to be sent, oldest first: { text, node }
+  let sending = false;
+  let epoch = 0; // bumped by clearing: a reply still on its way then belongs to a forgotten conversation
 
   // ---- build the widget ----------------------------------------------------------------------------
   const host = document.createElement("div");
@@ -273,12 +384,12 @@ svg { display: block; fill: currentColor; flex: none; }
   }
 
   const root = el("div", "root " + POSITION);
-  const launcher = el("button", "launcher");
-  launcher.type = "button";
+  const launcher = button("launcher");
   launcher.setAttribute("aria-expanded", "false");
   launcher.setAttribute("aria-controls", "ccw-panel");
   launcher.setAttribute("aria-haspopup", "dialog");
-  launcher.append(icon("chat"), el("span", null, TITLE));
+  const launcherLabel = el("span", "label");
+  launcher.append(icon("chat"), launcherLabel);
 
   const panel = el("div", "panel");
   panel.id = "ccw-panel";
@@ -289,50 +400,122 @@ svg { display: block; fill: currentColor; flex: none; }
 
   const header = el("div", "header");
   const heading = el("div", "heading");
-  const title = el("h2", "title", TITLE);
+  const title = el("h2", "title");
   title.id = "ccw-title";
-  heading.append(title, el("div", "subtitle", "Automated assistant, answers from our articles"));
-  const resetBtn = el("button", "hbtn", "New conversation");
-  resetBtn.type = "button";
-  const closeBtn = el("button", "hbtn close");
-  closeBtn.type = "button";
-  closeBtn.setAttribute("aria-label", "Close chat");
+  const subtitle = el("div", "subtitle");
+  heading.append(title, subtitle);
+  // "New conversation": in the footer, away from Close; an icon in the header when the footer has no room.
+  const headReset = button("hbtn hreset");
+  headReset.appendChild(icon("reset"));
+  const resetBtn = button("hbtn reset");
+  resetBtn.id = "ccw-reset";
+  const resetLabel = el("span");
+  resetBtn.append(icon("reset"), resetLabel);
+  const closeBtn = button("hbtn close");
   closeBtn.appendChild(icon("close"));
-  header.append(heading, resetBtn, closeBtn);
+  header.append(heading, headReset, closeBtn);
 
+  // Asked before anything is wiped: "Clear conversation" or "Keep it".
+  const confirmBar = el("div", "bar confirm");
+  confirmBar.hidden = true;
+  confirmBar.setAttribute("role", "group");
+  confirmBar.setAttribute("aria-labelledby", "ccw-confirm");
+  const confirmText = el("p");
+  confirmText.id = "ccw-confirm";
+  const clearBtn = button("action clear");
+  const keepBtn = button("action secondary keep");
+  confirmBar.append(confirmText, clearBtn, keepBtn);
+
+  // The conversation. Not a live region: replies are announced once, finished, by `say` below.
   const log = el("div", "log");
   log.setAttribute("role", "log");
-  log.setAttribute("aria-live", "polite");
-  log.setAttribute("aria-relevant", "additions");
-  log.setAttribute("aria-label", "Conversation");
+  log.setAttribute("aria-live", "off");
   log.tabIndex = 0; // scrollable region reachable by keyboard
+
+  const net = el("div", "bar net"); // "Reconnecting..." with the server's own explanation
+  net.hidden = true;
+  const netText = el("p");
+  net.appendChild(netText);
 
   const form = el("form", "composer");
   form.setAttribute("novalidate", "");
   const input = el("textarea");
   input.rows = 1;
   input.id = "ccw-input";
-  input.placeholder = "Type your question";
-  input.setAttribute("aria-label", "Your message");
   input.setAttribute("enterkeyhint", "send");
   input.autocomplete = "off";
   input.maxLength = 2000;
   const sendBtn = el("button", "send");
   sendBtn.type = "submit";
-  sendBtn.setAttribute("aria-label", "Send");
   sendBtn.appendChild(icon("send"));
   form.append(input, sendBtn);
-  const foot = el("div", "foot", "Please don't share personal details.");
-  function showConfig(cfg) {
-    input.maxLength = cfg.max_message_chars || 2000;
-    if (cfg.emergency_number) {
-      foot.textContent = "Please don't share personal details. In an emergency call " + cfg.emergency_number + ".";
-    }
+  const foot = el("div", "foot");
+  const footNote = el("p");
+  foot.append(footNote, resetBtn);
+
+  // One polite region for finished replies and one alert for emergencies, both outside the log.
+  const polite = el("div", "sr announce");
+  polite.setAttribute("aria-live", "polite");
+  polite.setAttribute("aria-atomic", "true");
+  const urgent = el("div", "sr alert");
+  urgent.setAttribute("role", "alert");
+
+  panel.append(header, confirmBar, log, net, form, foot);
+  root.append(panel, launcher, polite, urgent);
+  shadow.appendChild(root);
+
+  function footText() {
+    const n = state.config && state.config.emergency_number;
+    return T.foot + (n ? fill(T.emergencyCall, { n }) : "");
   }
 
-  panel.append(header, log, form, foot);
-  root.append(panel, launcher);
-  shadow.appendChild(root);
+  // Every fixed string, in the current language.
+  function applyStrings() {
+    root.lang = state.lang;
+    host.lang = state.lang;
+    const name = TITLE || T.title;
+    launcherLabel.textContent = name;
+    title.textContent = name;
+    for (const n of [launcherLabel, title]) withLang(n, TITLE ? PAGE_TEXT_LANG : null);
+    subtitle.textContent = T.subtitle;
+    resetLabel.textContent = T.reset;
+    headReset.setAttribute("aria-label", T.reset);
+    closeBtn.setAttribute("aria-label", T.close);
+    confirmText.textContent = T.confirm;
+    clearBtn.textContent = T.clear;
+    keepBtn.textContent = T.keep;
+    log.setAttribute("aria-label", T.log);
+    input.placeholder = T.placeholder;
+    input.setAttribute("aria-label", T.input);
+    sendBtn.setAttribute("aria-label", T.send);
+    footNote.textContent = footText();
+  }
+
+  function setLang(code) {
+    const lang = langOf(code);
+    if (!lang || lang === state.lang) return;
+    state.lang = lang;
+    T = STRINGS[lang];
+    applyStrings();
+    renderAll();
+    save();
+  }
+
+  function showConfig(cfg) {
+    input.maxLength = cfg.max_message_chars || 2000;
+    footNote.textContent = footText();
+  }
+
+  let sayTimer = 0;
+  // Announce once: a new paragraph in the region (removing the old one is not read out).
+  function say(text, lang, assertive) {
+    const region = assertive ? urgent : polite;
+    const p = el("p", null, text);
+    if (lang) p.lang = lang;
+    clearTimeout(sayTimer);
+    region.replaceChildren(p);
+    sayTimer = setTimeout(() => { polite.replaceChildren(); urgent.replaceChildren(); }, 15000);
+  }
 
   // ---- rendering -----------------------------------------------------------------------------------
   const reducedMotion = () => window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
@@ -354,17 +537,24 @@ svg { display: block; fill: currentColor; flex: none; }
 
   function renderUser(text) {
     const node = el("div", "msg user");
-    node.appendChild(el("span", "sr", "You said: "));
+    node.appendChild(el("span", "sr", T.you));
     node.appendChild(el("p", "text", text));
+    return node;
+  }
+
+  function withLang(node, lang) {
+    if (lang && langOf(lang) !== state.lang) node.lang = lang;
+    else node.removeAttribute("lang");
     return node;
   }
 
   function renderIntro(item) {
     const frag = document.createDocumentFragment();
-    const bubble = el("div", "msg bot intro");
+    const bubble = withLang(el("div", "msg bot intro"), item.lang);
     bubble.appendChild(el("p", "text", item.greeting));
     frag.appendChild(bubble);
-    if (item.disclaimer) frag.appendChild(el("p", "note intro-note", item.disclaimer)); // once a conversation
+    if (item.disclaimer) frag.appendChild(withLang(el("p", "note intro-note", item.disclaimer), item.lang));
+    frag.appendChild(el("p", "note intro-foot", footText())); // shown when the footer is not
     return frag;
   }
 
@@ -391,7 +581,7 @@ svg { display: block; fill: currentColor; flex: none; }
     const list = (Array.isArray(citations) ? citations : []).filter((c) => c && c.title);
     if (!list.length) return null;
     const box = el("div", "sources");
-    box.appendChild(el("span", null, list.length > 1 ? "From our articles:" : "From our article:"));
+    box.appendChild(el("span", null, list.length > 1 ? T.fromN : T.from1));
     const ul = el("ul");
     const seen = new Set();
     for (const c of list) {
@@ -412,21 +602,20 @@ svg { display: block; fill: currentColor; flex: none; }
   function renderFeedback(item) {
     const box = el("div", "feedback");
     if (item.rated) {
-      box.appendChild(el("span", null, "Thanks for your feedback."));
+      box.appendChild(el("span", null, T.thanks));
       return box;
     }
-    box.appendChild(el("span", null, "Was this helpful?"));
-    const up = el("button", "fb");
-    up.type = "button";
-    up.setAttribute("aria-label", "Yes, helpful");
-    up.setAttribute("aria-pressed", "false");
-    up.appendChild(icon("thumb"));
-    const down = el("button", "fb");
-    down.type = "button";
-    down.setAttribute("aria-label", "No, not helpful");
-    down.setAttribute("aria-pressed", "false");
-    down.appendChild(icon("thumb", true));
-    box.append(up, down);
+    box.appendChild(el("span", null, T.helpful));
+    const thumb = (label, down) => {
+      const b = button("fb");
+      b.setAttribute("aria-label", label);
+      b.setAttribute("aria-pressed", "false");
+      b.appendChild(icon("thumb", down));
+      box.appendChild(b);
+      return b;
+    };
+    const up = thumb(T.yes, false);
+    const down = thumb(T.no, true);
     up.addEventListener("click", () => rate(item, box, "up", null));
     down.addEventListener("click", () => {
       if (box.querySelector(".fbform")) return;
@@ -435,9 +624,9 @@ svg { display: block; fill: currentColor; flex: none; }
       const comment = el("input");
       comment.type = "text";
       comment.maxLength = 1000;
-      comment.placeholder = "What was missing? (optional)";
-      comment.setAttribute("aria-label", "What was missing? (optional)");
-      const go = el("button", null, "Send");
+      comment.placeholder = T.missing;
+      comment.setAttribute("aria-label", T.missing);
+      const go = el("button", null, T.send);
       go.type = "submit";
       f.append(comment, go);
       f.addEventListener("submit", (e) => {
@@ -452,33 +641,31 @@ svg { display: block; fill: currentColor; flex: none; }
 
   async function rate(item, box, rating, comment) {
     const focusWasInside = box.contains(shadow.activeElement);
-    box.replaceChildren(el("span", null, "Sending..."));
+    box.replaceChildren(el("span", null, T.sending));
+    if (focusWasInside) input.focus();
     let ok = false;
     try {
       const body = { reply_id: item.r.reply_id, rating };
       if (comment) body.comment = comment.slice(0, 1000);
-      const resp = await request("feedback", body, "application/json");
-      ok = resp.ok;
+      ok = (await request("feedback", body, "application/json")).ok;
     } catch (_) { ok = false; }
     if (ok) {
       item.rated = rating;
       save();
-      box.replaceChildren(el("span", null, "Thanks for your feedback."));
-    } else {
-      box.replaceChildren(el("span", null, "Sorry, your feedback could not be sent."));
     }
-    if (focusWasInside) input.focus();
+    const text = ok ? T.thanks : T.fbFailed;
+    box.replaceChildren(el("span", null, text));
+    say(text);
   }
 
   function renderBot(item) {
     const r = item.r;
     const emergency = r.kind === "emergency";
-    const node = el("div", "msg bot kind-" + (r.kind || "answer") + (emergency ? " emergency" : ""));
+    const node = withLang(el("div", "msg bot kind-" + (r.kind || "answer") + (emergency ? " emergency" : "")), r.lang);
     node.setAttribute("data-kind", r.kind || "");
     if (emergency) {
-      node.setAttribute("role", "alert");
       const label = el("div", "urgent");
-      label.append(icon("warn"), el("span", null, "Get help now"));
+      label.append(icon("warn"), el("span", null, T.urgent));
       node.appendChild(label);
     }
     node.appendChild(el("p", "text", r.reply || ""));
@@ -491,15 +678,14 @@ svg { display: block; fill: currentColor; flex: none; }
     return node;
   }
 
-  function renderChips(questions) {
+  function renderChips(questions, lang) {
     const list = (Array.isArray(questions) ? questions : []).filter((q) => typeof q === "string" && q).slice(0, 4);
     if (!list.length) return null;
     const box = el("div", "chips");
     box.setAttribute("role", "group");
-    box.setAttribute("aria-label", "Suggested questions");
+    box.setAttribute("aria-label", T.suggested);
     for (const q of list) {
-      const chip = el("button", "chip", q);
-      chip.type = "button";
+      const chip = withLang(button("chip", q), lang);
       chip.addEventListener("click", () => send(q));
       box.appendChild(chip);
     }
@@ -510,13 +696,6 @@ svg { display: block; fill: currentColor; flex: none; }
     log.querySelectorAll(".chips, .error").forEach((n) => n.remove());
   }
 
-  function suggestionsOf(item) {
-    if (!item) return [];
-    if (item.t === "intro") return item.suggestions;
-    if (item.t === "bot") return item.r.suggestions;
-    return [];
-  }
-
   function renderAll() {
     log.replaceChildren();
     for (const item of state.items) {
@@ -524,16 +703,21 @@ svg { display: block; fill: currentColor; flex: none; }
       else if (item.t === "intro") log.appendChild(renderIntro(item));
       else if (item.t === "bot") log.appendChild(renderBot(item));
     }
-    const chips = renderChips(suggestionsOf(state.items[state.items.length - 1]));
+    for (const q of queue) log.appendChild(q.node = renderUser(q.text));
+    markWaiting();
+    const last = state.items[state.items.length - 1];
+    const chips = !queue.length && last && (last.t === "intro" ? renderChips(last.suggestions, last.lang)
+      : last.t === "bot" ? renderChips(last.r.suggestions, last.r.lang) : null);
     if (chips) log.appendChild(chips);
+    if (typing) log.appendChild(typing);
   }
 
   let typing = null;
   function showTyping() {
     if (typing) return;
     typing = el("div", "typing");
-    typing.setAttribute("role", "status");
-    typing.append(el("span"), el("span"), el("span"), el("span", "sr", "The assistant is typing"));
+    typing.setAttribute("aria-hidden", "true");
+    typing.append(el("span"), el("span"), el("span"));
     log.appendChild(typing);
     scrollDown();
   }
@@ -542,54 +726,56 @@ svg { display: block; fill: currentColor; flex: none; }
     typing = null;
   }
 
-  function showError(err, retryText) {
+  function callLink() {
+    const tel = state.config && safeHref(state.config.phone_tel);
+    if (!tel) return null;
+    const call = link(tel, "action secondary", null);
+    call.append(icon("phone"), el("span", null, T.call));
+    return call;
+  }
+
+  // An error that waiting will not fix (or that outlasted the reconnecting): what to do, with Retry.
+  function showError(err, again) {
     const box = el("div", "msg bot error");
-    box.setAttribute("role", "alert");
     const phone = state.config && state.config.phone;
-    let text;
-    if (err && err.detail && err.status >= 400 && err.status < 500) {
-      text = err.detail; // the API says what to fix ("please shorten it", "wait 10 s")
-    } else {
-      text = "Sorry, I can't reach the assistant right now. Please try again in a moment" +
-        (phone ? ", or call the clinic at " + phone + "." : ".");
-    }
+    const text = err && err.detail && err.status >= 400 && err.status < 500
+      ? err.detail // the API says what to fix ("please shorten it")
+      : T.unreachable + (phone ? fill(T.orCall, { p: phone }) : ".");
     box.appendChild(el("p", "text", text));
     const buttons = el("div", "actions");
-    const canRetry = !err || !err.status || err.status >= 500 || err.status === 429 || err.status === 408;
-    if (canRetry) {
-      const retry = el("button", "action retry", "Retry");
-      retry.type = "button";
+    if (again && transient(err)) {
+      const retry = button("action retry", T.retry);
       retry.addEventListener("click", () => {
         box.remove();
-        if (retryText == null) start();
-        else send(retryText, { again: true });
+        again();
       });
       buttons.appendChild(retry);
     }
-    const tel = state.config && safeHref(state.config.phone_tel);
-    if (tel) {
-      const call = link(tel, "action secondary", null);
-      call.append(icon("phone"), el("span", null, "Call the clinic"));
-      buttons.appendChild(call);
-    }
+    const call = callLink();
+    if (call) buttons.appendChild(call);
     if (buttons.childNodes.length) box.appendChild(buttons);
     log.appendChild(box);
     scrollDown();
+    say(text);
     return box;
   }
 
   // ---- network -------------------------------------------------------------------------------------
   class HttpError extends Error {
-    constructor(status, detail) {
+    constructor(status, detail, retryAfter) {
       super("HTTP " + status);
       this.status = status;
       this.detail = detail;
+      this.retryAfter = retryAfter;
     }
   }
 
-  function request(path, body, accept, signal) {
+  // Worth waiting for: no answer at all, a timeout, the server busy, restarting or overloaded.
+  const transient = (err) => !err || !err.status || err.status >= 500 || err.status === 429 || err.status === 408;
+
+  function request(path, body, accept, signal, method) {
     return fetch(url(path), {
-      method: body === undefined ? "GET" : "POST",
+      method: method || (body === undefined ? "GET" : "POST"),
       headers: body === undefined ? { Accept: accept } : { "Content-Type": "application/json", Accept: accept },
       body: body === undefined ? undefined : JSON.stringify(body),
       credentials: "omit", // no cookies, ever
@@ -606,7 +792,11 @@ svg { display: block; fill: currentColor; flex: none; }
       const body = await resp.json();
       if (body && typeof body.detail === "string") detail = body.detail;
     } catch (_) { /* not JSON */ }
-    return new HttpError(resp.status, detail);
+    // Retry-After: seconds or an HTTP date.
+    const ra = resp.headers.get("retry-after");
+    let wait = ra == null ? NaN : /^\d+$/.test(ra.trim()) ? Number(ra) : (Date.parse(ra) - Date.now()) / 1000;
+    wait = isNaN(wait) ? null : Math.min(60, Math.max(1, Math.ceil(wait)));
+    return new HttpError(resp.status, detail, wait);
   }
 
   async function readStream(resp, onSentence) {
@@ -676,13 +866,77 @@ svg { display: block; fill: currentColor; flex: none; }
     }
   }
 
-  async function loadConfig() {
-    const resp = await request("widget/config", undefined, "application/json");
-    if (!resp.ok) throw await httpError(resp);
-    state.config = await resp.json();
-    showConfig(state.config);
-    save();
-    return state.config;
+  // ---- reconnecting --------------------------------------------------------------------------------
+  let wake = null; // ends the current wait early (the browser came back online)
+  window.addEventListener("online", () => wake && wake());
+  const pause = (ms) => new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() { clearTimeout(t); wake = null; resolve(); }
+    wake = done;
+  });
+
+  function markWaiting() {
+    for (const q of queue) {
+      if (!q.node) continue;
+      const mark = q.node.querySelector(".wait");
+      if (!net.hidden && !mark) q.node.appendChild(el("span", "wait", T.waiting));
+      else if (net.hidden && mark) mark.remove();
+    }
+  }
+
+  function netDown(err, secs) {
+    const first = net.hidden;
+    const detail = err && err.detail ? err.detail + " " : "";
+    netText.textContent = T.reconnecting + " " + detail + fill(T.retryIn, { s: secs });
+    const call = callLink();
+    net.replaceChildren(netText);
+    if (call) net.appendChild(call);
+    net.hidden = false;
+    markWaiting();
+    if (first) say(T.reconnecting + " " + detail); // once an outage, not on every attempt
+  }
+
+  function netUp() {
+    if (net.hidden) return;
+    net.hidden = true;
+    markWaiting();
+  }
+
+  // Run fn until it succeeds, waiting out outages (Retry-After when the server gives one, else backoff
+  // 1, 2, 4 ... 30 s); a lasting outage or an error waiting cannot fix is thrown to the caller.
+  async function retrying(fn) {
+    const started = Date.now();
+    for (let n = 0; ; n++) {
+      try {
+        const result = await fn();
+        netUp();
+        return result;
+      } catch (err) {
+        if (!transient(err) || Date.now() - started > GIVE_UP_MS) {
+          netUp();
+          throw err;
+        }
+        const secs = (err && err.retryAfter) || Math.min(30, 2 ** n);
+        netDown(err, secs);
+        await pause(secs * 1000);
+      }
+    }
+  }
+
+  let configLoad = null;
+  function getConfig() { // one /widget/config request, however many callers wait for it
+    if (state.config) return Promise.resolve(state.config);
+    configLoad = configLoad || retrying(async () => {
+      const resp = await request("widget/config", undefined, "application/json");
+      if (!resp.ok) throw await httpError(resp);
+      return resp.json();
+    }).then((cfg) => {
+      state.config = cfg;
+      showConfig(cfg);
+      save();
+      return cfg;
+    }).finally(() => { configLoad = null; });
+    return configLoad;
   }
 
   // ---- behaviour -----------------------------------------------------------------------------------
@@ -690,6 +944,7 @@ svg { display: block; fill: currentColor; flex: none; }
     return {
       kind: reply.kind, reply: reply.reply, citations: reply.citations || [], actions: reply.actions || [],
       suggestions: reply.suggestions || [], disclaimer: reply.disclaimer || null, reply_id: reply.reply_id || null,
+      lang: langOf(reply.lang),
     };
   }
 
@@ -699,59 +954,90 @@ svg { display: block; fill: currentColor; flex: none; }
     save();
   }
 
-  function setBusy(busy) {
-    state.busy = busy;
-    sendBtn.disabled = busy;
-    log.setAttribute("aria-busy", busy ? "true" : "false");
-  }
-
-  async function send(raw, opts) {
+  function send(raw) {
     const text = String(raw || "").trim();
-    if (!text || state.busy) return;
+    if (!text) return;
     const max = (state.config && state.config.max_message_chars) || 2000;
     if (text.length > max) {
-      showError(new HttpError(422, "Your message is " + text.length + " characters; please keep it under " +
-        max + "."), null);
+      showError(new HttpError(422, fill(T.tooLong, { n: text.length, m: max })), null);
       return;
     }
     removeTransient();
-    if (!(opts && opts.again)) {
-      push({ t: "user", text });
-      log.appendChild(renderUser(text));
-      input.value = "";
-      input.style.height = "";
-    }
-    setBusy(true);
-    showTyping();
+    input.value = "";
+    input.style.height = "";
+    const node = renderUser(text);
+    log.insertBefore(node, typing);
+    scrollDown();
+    enqueue(text, node);
+  }
+
+  function enqueue(text, node) {
+    queue.push({ text, node });
+    markWaiting();
+    pump();
+  }
+
+  // Send the queued messages one at a time, in order; each waits out an outage before the next.
+  async function pump() {
+    if (sending || !queue.length) return;
+    sending = true;
+    const mine = epoch;
+    const { text, node: asked } = queue[0];
+    removeTransient();
     let bubble = null;
-    let para = null;
     try {
-      const reply = await ask(text, (sentence) => {
-        hideTyping();
-        if (!bubble) {
-          bubble = el("div", "msg bot streaming");
-          para = el("p", "text");
-          bubble.appendChild(para);
-          log.appendChild(bubble);
+      const reply = await retrying(async () => {
+        if (mine !== epoch) throw new HttpError(499, null); // cleared while waiting: stop, send nothing
+        showTyping();
+        try {
+          return await ask(text, (sentence) => {
+            hideTyping();
+            if (!bubble) { // seen, not read out: the finished reply is announced once
+              bubble = el("div", "msg bot streaming");
+              bubble.setAttribute("aria-hidden", "true");
+              bubble.appendChild(el("p", "text"));
+              log.appendChild(bubble);
+            }
+            const para = bubble.firstChild;
+            para.textContent = (para.textContent ? para.textContent + " " : "") + sentence;
+            scrollDown();
+          });
+        } catch (err) {
+          if (bubble) bubble.remove(); // half an answer about health is worse than none
+          bubble = null;
+          hideTyping();
+          throw err;
         }
-        para.textContent = (para.textContent ? para.textContent + " " : "") + sentence;
-        scrollDown();
       });
+      if (mine !== epoch) return;
       hideTyping();
+      queue.shift();
       if (reply.session_id) state.sessionId = reply.session_id;
       const item = { t: "bot", r: pick(reply), rated: null };
+      push({ t: "user", text });
       push(item);
-      const node = renderBot(item);
-      if (bubble) bubble.replaceWith(node); else log.appendChild(node);
-      const chips = renderChips(item.r.suggestions);
-      if (chips) log.appendChild(chips);
-      setBusy(false);
+      let node = renderBot(item);
+      if (item.r.lang && item.r.lang !== state.lang) { // a patient writing in Spanish gets a Spanish widget
+        if (bubble) bubble.remove();
+        setLang(item.r.lang); // draws everything again, in that language
+        const shown = log.querySelectorAll(".msg.bot[data-kind]");
+        node = shown[shown.length - 1] || node;
+      } else {
+        if (bubble) bubble.replaceWith(node); else log.insertBefore(node, typing);
+        const chips = !queue.length && renderChips(item.r.suggestions, item.r.lang);
+        if (chips) log.appendChild(chips);
+      }
       scrollToMessage(node);
+      say(item.r.reply, item.r.lang, item.r.kind === "emergency");
     } catch (err) {
+      if (mine !== epoch) return;
       hideTyping();
-      if (bubble) bubble.remove(); // half an answer about health is worse than none
-      setBusy(false);
-      showError(err, text);
+      const failed = queue.splice(0); // the rest waited behind this one: show them as not sent
+      for (const q of failed.slice(1)) if (q.node) q.node.remove();
+      showError(err, () => enqueue(text, asked));
+    } finally {
+      sending = false;
+      pump();
     }
   }
 
@@ -760,20 +1046,60 @@ svg { display: block; fill: currentColor; flex: none; }
     if (state.items.length) return;
     showTyping();
     try {
-      const cfg = state.config || (await loadConfig());
+      const cfg = await getConfig();
       hideTyping();
       if (state.items.length) return;
+      // The clinic's texts are in its language (clinic.toml); another UI language uses its own table.
+      const same = (cfg.lang || "en") === state.lang;
       const item = {
-        t: "intro", greeting: GREETING || cfg.greeting, disclaimer: cfg.disclaimer || null,
-        suggestions: (cfg.suggested_questions || []).slice(0, 4),
+        t: "intro", lang: GREETING ? PAGE_TEXT_LANG : same ? cfg.lang || "en" : state.lang,
+        greeting: GREETING || (same ? cfg.greeting : T.greeting),
+        disclaimer: (same ? cfg.disclaimer : T.disclaimer) || null,
+        suggestions: same ? (cfg.suggested_questions || []).slice(0, 4) : [],
       };
       push(item);
       renderAll();
+      say(item.greeting);
     } catch (err) {
       hideTyping();
-      showError(err, null);
+      showError(err, start);
     }
   }
+
+  // ---- phones: a modal dialog (focus kept in, the page behind inert, the launcher gone) ------------
+  const phone = window.matchMedia ? window.matchMedia("(max-width: 480px)") : { matches: false };
+  let inerted = [];
+  function applyModal() {
+    const modal = state.open && phone.matches;
+    panel.setAttribute("aria-modal", modal ? "true" : "false");
+    if (modal && !inerted.length) {
+      inerted = Array.prototype.filter.call(document.body.children, (n) => n !== host && !n.inert);
+      inerted.forEach((n) => { n.inert = true; });
+    } else if (!modal && inerted.length) {
+      inerted.forEach((n) => { n.inert = false; });
+      inerted = [];
+    }
+  }
+  if (phone.addEventListener) phone.addEventListener("change", applyModal);
+
+  function focusables() {
+    return Array.prototype.filter.call(panel.querySelectorAll("button, a[href], textarea, input, [tabindex='0']"),
+      (n) => !n.disabled && n.getClientRects().length);
+  }
+
+  panel.addEventListener("keydown", (e) => {
+    if (e.key !== "Tab" || panel.getAttribute("aria-modal") !== "true") return;
+    const list = focusables();
+    const active = shadow.activeElement;
+    const i = list.indexOf(active);
+    if (e.shiftKey && i <= 0) {
+      e.preventDefault();
+      list[list.length - 1].focus();
+    } else if (!e.shiftKey && (i === list.length - 1 || i < 0)) {
+      e.preventDefault();
+      list[0].focus();
+    }
+  });
 
   function open(focus) {
     if (state.open && !panel.hidden) {
@@ -783,43 +1109,73 @@ svg { display: block; fill: currentColor; flex: none; }
     state.open = true;
     panel.hidden = false;
     panel.classList.add("opening");
+    root.classList.add("open");
     launcher.setAttribute("aria-expanded", "true");
+    applyModal();
     save();
     if (!state.items.length) start();
-    if (!state.config) loadConfig().catch(() => { /* the error shows when it matters */ });
     scrollDown();
     if (focus !== false) input.focus();
   }
 
   function close(returnFocus) {
     state.open = false;
+    hideConfirm(false);
     panel.hidden = true;
     panel.classList.remove("opening");
+    root.classList.remove("open");
     launcher.setAttribute("aria-expanded", "false");
+    applyModal();
     save();
     if (returnFocus !== false) launcher.focus();
   }
 
+  // ---- clearing: asked first; removes the conversation here and asks the server to forget it --------
+  function askClear() {
+    if (!state.items.some((i) => i.t === "user") && !queue.length) {
+      input.focus(); // nothing to clear
+      return;
+    }
+    confirmBar.hidden = false;
+    keepBtn.focus();
+  }
+
+  function hideConfirm(refocus) {
+    if (confirmBar.hidden) return;
+    confirmBar.hidden = true;
+    if (refocus) (headReset.offsetWidth ? headReset : resetBtn).focus();
+  }
+
   function reset() {
+    epoch += 1;
+    const id = state.sessionId;
+    if (id) request("chat/session/" + encodeURIComponent(id), undefined, "application/json", undefined, "DELETE")
+      .catch(() => { /* the server forgets idle sessions by itself */ });
     state.sessionId = null;
     state.items = [];
+    queue.splice(0);
     forget();
     hideTyping();
+    hideConfirm(false);
+    netUp();
     log.replaceChildren();
-    save();
+    say(T.cleared);
     start();
     input.focus();
   }
 
   launcher.addEventListener("click", () => (state.open ? close() : open()));
   closeBtn.addEventListener("click", () => close());
-  resetBtn.addEventListener("click", reset);
+  resetBtn.addEventListener("click", askClear);
+  headReset.addEventListener("click", askClear);
+  clearBtn.addEventListener("click", reset);
+  keepBtn.addEventListener("click", () => hideConfirm(true));
   root.addEventListener("keydown", (e) => {
-    if (e.key === "Escape" && state.open) {
-      e.preventDefault();
-      e.stopPropagation();
-      close();
-    }
+    if (e.key !== "Escape" || !state.open) return;
+    e.preventDefault();
+    e.stopPropagation();
+    if (!confirmBar.hidden) hideConfirm(true);
+    else close();
   });
   form.addEventListener("submit", (e) => {
     e.preventDefault();
@@ -836,15 +1192,28 @@ svg { display: block; fill: currentColor; flex: none; }
     input.style.height = Math.min(input.scrollHeight + 2, 120) + "px";
   });
 
+  // Another tab of the same site changed or cleared the conversation: show the same one here.
+  window.addEventListener("storage", (e) => {
+    if (!REMEMBER || e.key !== KEY || sending || queue.length) return;
+    const now = load();
+    state.sessionId = now ? now.sessionId || null : null;
+    state.items = now ? now.items : [];
+    if (now && now.config) state.config = now.config;
+    renderAll();
+    if (!state.items.length && state.open) start();
+  });
+
   function mount() {
+    applyStrings();
     if (state.config) showConfig(state.config);
     document.body.appendChild(host);
     if (state.items.length) renderAll();
-    if (saved && saved.open) open(false); // the conversation carries on after a navigation, focus stays put
+    // Open after a navigation in this tab if it was open; focus stays where the page put it.
+    if (attempt(() => tab.getItem(KEY)) === "open") open(false);
   }
   if (document.body) mount();
   else document.addEventListener("DOMContentLoaded", mount, { once: true });
 
-  // A tiny API for the clinic's own "Chat with us" links: clinicChatWidget.open().
-  window.clinicChatWidget = Object.freeze({ open: () => open(), close: () => close(false), reset });
+  // A tiny API for the clinic's own links: clinicChatWidget.open(), and its language switch.
+  window.clinicChatWidget = Object.freeze({ open: () => open(), close: () => close(false), reset, setLanguage: setLang });
 })();
