@@ -53,7 +53,7 @@ class LabelModel:
         self._vectorizers = [
             TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=2, sublinear_tf=True, dtype=np.float32),
             TfidfVectorizer(analyzer="word", ngram_range=(1, 2), min_df=2, sublinear_tf=True, dtype=np.float32,
-                            token_pattern=r"(?u)\b\w+\b")]
+                            token_pattern=r"(?u)\b\w+\b")]  # noqa: S106 (a regex, not a password)
         self._lr: LogisticRegression | None = None
         self._bank_vecs: np.ndarray = np.zeros((0, 0), dtype=np.float32)
         self._bank_labels: np.ndarray = np.zeros(0, dtype=np.int64)
