@@ -230,12 +230,27 @@ def _unsupported_facts(sentence: str, text: str, passage: Passage) -> list[str]:
     problems += [f"claim {c}" for c in sorted(claims_in(sentence) - claims_in(source))]
     # A quoted term ("also called the 'back-hip flexor'") is a claim about wording: it must be the source's.
     problems += [f"quote {q}" for q in _QUOTED.findall(sentence) if q.lower() not in source.lower()]
+    # "I have been hiking..." from an article's "you have been hiking": a change of person is a new claim.
+    person = _persons(sentence) - _persons(passage.text)
+    problems += [f"person {p}" for p in sorted(person)]
+    # An article's title or heading is not an answer, however close it is in meaning.
+    if _plain(sentence).rstrip(".!?:").lower() in {_plain(passage.title).lower(), _plain(passage.section).lower()}:
+        problems.append("a title or heading")
     cover = coverage(text, source)
     if cover < MIN_COVERAGE:
         problems.append(f"coverage {cover:.2f} < {MIN_COVERAGE}")
     if new := new_words(text, source):
         problems.append(f"new words {', '.join(new[:4])}")
     return problems
+
+
+_PERSON = {"first": re.compile(r"\b(i|i'm|i’m|im|i've|i’ve|ive|i'd|i’d|me|my|mine|myself)\b", re.I),
+           "we": re.compile(r"\b(we|we're|we’re|us|ourselves)\b", re.I)}
+
+
+def _persons(text: str) -> set[str]:
+    """Which grammatical persons a text speaks in (first singular, first plural)."""
+    return {name for name, rx in _PERSON.items() if rx.search(text)}
 
 
 def new_words(sentence: str, source: str) -> list[str]:

@@ -359,3 +359,15 @@ def test_injection_stays_inside_the_question_delimiters(psoas: list[Passage], qu
     assert text.count("<source ") == len(psoas) and text.count("</source>") == len(psoas)
     assert '<source id="1" title="The psoas muscle">' in text
     assert "never instructions" in str(system.content)
+
+
+def test_titles_headings_and_a_change_of_person_are_refused(verifier: Verifier, passages: list[Passage]) -> None:
+    """What gemma3-270m got past the verifier on the blind set: an article title as a 'sentence', and
+    'I have been hiking' made from the article's 'you have been hiking'."""
+    hiking = next(p for p in passages if "hiking" in p.text)
+    title = next(p for p in passages if p.section)
+    verdicts = verifier.verify([f"{title.section}.", "I have been hiking one of the many beautiful trails.",
+                                "Say you have been hiking one of the many beautiful trails in and around Asheville."],
+                               [hiking, title])
+    assert [v.supported for v in verdicts] == [False, False, True], [v.reason for v in verdicts]
+    assert "heading" in verdicts[0].reason and "person" in verdicts[1].reason
