@@ -25,7 +25,7 @@ PLAN_FILE = Path(__file__).parent / "prompts" / "answer_plan.yaml"
 ON_QUESTION = 0.3
 SUPPORT = 0.35  # a supporting sentence must be at least this close to the question
 CUE_BONUS = 0.05
-WORD_BONUS, WORD_CAP = 0.08, 0.24
+WORD_BONUS, WORD_CAP = 0.3, 0.45
 # A sentence that leans on the one before it ("It then crosses...") is not shown without it.
 _ANAPHORA = re.compile(r"^(it|its|this|that|these|those|they|their|there|then|from there|because of this|"
                        r"together|such|also|so|which)\b", re.I)
@@ -78,10 +78,18 @@ def plain(text: str) -> str:
 
 
 @lru_cache(maxsize=2)
-def cues(path: Path = PLAN_FILE) -> dict[str, tuple[str, ...]]:
-    """Question type -> cue words, from the plan file."""
+def cues(path: Path = PLAN_FILE) -> dict[str, tuple[float, tuple[str, ...]]]:
+    """Question type -> (bonus, cue words), from the plan file."""
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return {str(k): tuple(str(w).lower() for w in v) for k, v in data.items()}
+    return {str(k): (float(v.get("bonus", CUE_BONUS)), tuple(str(w).lower() for w in v["cues"]))
+            for k, v in data.items() if isinstance(v, dict)}
+
+
+@lru_cache(maxsize=2)
+def link_stems(path: Path = PLAN_FILE) -> frozenset[str]:
+    """Stems of the words that say how a question asks, not what about (no rare-word boost for them)."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return frozenset(tokenize(" ".join(str(w) for w in data.get("link_words", []))))
 
 
 def plan_parts(question: str) -> list[str]:
@@ -131,13 +139,13 @@ def compose(question: str, qvec: np.ndarray, retrieval: Retrieval, vectors: dict
     weigh = rare_weight or (lambda _q, _p: 0.0)
     # A follow-up's own words pick the sentence, steered by the topic it follows ("how long is it?" + psoas).
     picker = qvec if focus is None else (focus + qvec) / max(float(np.linalg.norm(focus + qvec)), 1e-6)
-    rare = word_weights or {}
+    rare = {t: w for t, w in (word_weights or {}).items() if t not in link_stems()}
     shown = " ".join(exclude or ())
     on_question = {p.id: float(np.max(vectors[p.id].vectors @ picker)) >= ON_QUESTION for p in candidates}
     relevance = {p.id: p.dense_score + (0.15 * weigh(question, p) if on_question[p.id] else 0.0) for p in candidates}
-    ranked = sorted(candidates, key=lambda p: -relevance[p.id])[:3]
+    ranked = sorted(candidates, key=lambda p: -relevance[p.id])
     top = relevance[ranked[0].id]
-    words = cues().get(qtype or "", ())
+    cue_bonus, words = cues().get(qtype or "", (0.0, ()))
     scored: list[tuple[float, int, int, float]] = []  # (score, passage rank, sentence index, cosine)
     for rank, p in enumerate(ranked):
         sv = vectors[p.id]
@@ -146,7 +154,7 @@ def compose(question: str, qvec: np.ndarray, retrieval: Retrieval, vectors: dict
             if plain(sentence) in shown:
                 continue
             low = f" {sentence.lower()} "
-            bonus = CUE_BONUS if any(w in low for w in words) else 0.0
+            bonus = cue_bonus if any(w in low for w in words) else 0.0
             # The question's rare words in the sentence itself: "knee" finds the one list that names knees.
             bonus += min(WORD_CAP, WORD_BONUS * sum(rare.get(t, 0.0) for t in set(tokenize(sentence))))
             scored.append((float(sims[i]) + bonus + 0.5 * (relevance[p.id] - top), rank, i, float(sims[i])))

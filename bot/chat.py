@@ -162,7 +162,7 @@ class Chatbot:
         question = safety.strip_instructions(text)
         if len(question.split()) < 3:  # "hello there!" is a greeting, not the question "there!"
             question = text
-        search = self.glossary.expand(question)
+        search = self._expand(question)
         context = _recent_context(session, question)
         pieces = pieces_of(text)
         vecs = await self._vectors([question, search, *([context] if context else []), *pieces])
@@ -174,6 +174,9 @@ class Chatbot:
         say = self._phrases[u.lang]
         # 1. Emergencies: the model or the red-flag rules (a high-recall backstop), message and recent turns.
         rule = safety.triage(text) or (safety.triage(context) if context and _red_flag_context(session) else None)
+        if rule is not None and safety.rule_vetoed(u):
+            trace.rule_vetoed = rule.category
+            rule = None
         if u.emergency is not None or rule is not None:
             category, level = safety.emergency_of(u, rule)
             trace.reason, trace.emergency_category = "emergency", category
@@ -240,7 +243,7 @@ class Chatbot:
                       session: Session, trace: ReplyTrace, say: Phrases, on_sentence: OnSentence | None) -> Reply:
         if _MORE.match(question) and last_question(session):
             return await self._more(session, trace, say, u)
-        parts = plan_parts(question) if u.fact is None else [question]
+        parts = plan_parts(question)
         if len(parts) > 1:
             return await self._multi(parts, u, session, trace, say)
         try:
@@ -313,9 +316,9 @@ class Chatbot:
     async def _more(self, session: Session, trace: ReplyTrace, say: Phrases, u: Understanding) -> Reply:
         """'Tell me more': the next best sentences on the last topic, never the ones already shown."""
         topic = last_question(session) or ""
-        vec = (await self._vectors([self.glossary.expand(topic)]))[0]
+        vec = (await self._vectors([self._expand(topic)]))[0]
         try:
-            found, qvec, used = await self._retrieve(self.glossary.expand(topic), Session(id=session.id), vec)
+            found, qvec, used = await self._retrieve(self._expand(topic), Session(id=session.id), vec)
         except IndexUnavailable:
             return self._unavailable(trace, say)
         shown = {t.text for t in session.turns if t.role == "bot"}
@@ -328,7 +331,7 @@ class Chatbot:
                      say: Phrases) -> Reply:
         """Answer each part the articles hold; say in one short line which ones they don't."""
         # "how long is a session and will it hurt?": a part that leans on the one before is searched with it.
-        expanded = [self.glossary.expand(f"{parts[n - 1]} {p}" if n and _leans_on_before(p) else p)
+        expanded = [self._expand(f"{parts[n - 1]} {p}" if n and _leans_on_before(p) else p)
                     for n, p in enumerate(parts)]
         vecs = await self._vectors(expanded)
         answered: list[Composed] = []
@@ -337,6 +340,11 @@ class Chatbot:
             pu = await asyncio.to_thread(self._understand_sync, part, vec, session, None, None)
             try:
                 found, qvec, used = await self._retrieve(search, Session(id=session.id), vec)
+                if not found.grounded and not pu.fact and _leans_on_before(part):
+                    # "will it hurt" means the session asked about in the same message: try it whole.
+                    whole = self._expand(" ".join(parts))
+                    wvec = (await self._vectors([whole]))[0]
+                    found, qvec, used = await self._retrieve(whole, Session(id=session.id), wvec)
             except IndexUnavailable:
                 return self._unavailable(trace, say)
             fact = await self._fact(pu.fact, found, qvec) if pu.fact else None
@@ -357,8 +365,9 @@ class Chatbot:
                 missing.append(f"“{part.rstrip('?.! ')}”")
         trace.parts = len(parts)
         if not answered:
-            return self._handoff(say.say("not_found"), trace, "not_grounded", lang=u.lang, record=True,
-                                 question=" / ".join(parts))
+            text = say.say("part_unknown", what=" or ".join(missing)) if missing else ""
+            return self._handoff(text.strip() or say.say("not_found"), trace, "not_grounded", lang=u.lang,
+                                 record=True, question=" / ".join(parts))
         merged = Composed(text=" ".join(c.text for c in answered),
                           sentences=[s for c in answered for s in c.sentences],
                           citations=_unique_citations([x for c in answered for x in c.citations]),
@@ -373,7 +382,7 @@ class Chatbot:
         found = retriever.search(question, vec)
         previous = last_question(session)
         if previous and (_is_follow_up(question, retriever) or not found.grounded):
-            combined = f"{self.glossary.expand(previous)} {question}"
+            combined = f"{self._expand(previous)} {question}"
             cvec = await self.embedder.embed_one(combined)
             again = retriever.search(combined, cvec)
             if again.grounded and (not found.grounded or again.confidence >= found.confidence - 0.02
@@ -394,12 +403,20 @@ class Chatbot:
                    else await asyncio.to_thread(reader.sentence_vectors, ids))
         focus = await self.embedder.embed_one(original) if original != question else None
         extractive = compose(question, qvec, found, vectors, retriever.lexical.rare_weight, focus=focus,
-                             qtype=u.qtype, exclude=shown or _shown_sentences(session),
+                             qtype=u.qtype, exclude=shown,
                              max_words=max_words or self.settings.answer_max_words,
                              word_weights=retriever.lexical.query_weights(original))
         if not self._llm_on():
             return extractive
         return await self._compose_llm(question, found, extractive, trace, notes, on_sentence)
+
+    def _expand(self, text: str) -> str:
+        """The question with the articles' terms for patients' words the articles themselves never use."""
+        current = self.retriever.current() if self.retriever is not None else None
+        if current is None:
+            return self.glossary.expand(text)
+        vocab = current.lexical._vocab_set
+        return self.glossary.expand(text, known=lambda alias: all(t in vocab for t in tokenize(alias)))
 
     def _llm_on(self) -> bool:
         return self.llm is not None and self.settings.answer_mode == "llm"
@@ -552,11 +569,6 @@ def _red_flag_context(session: Session) -> bool:
 def _leans_on_before(text: str) -> bool:
     """A short message that needs the one before it ("how long is it?", "and where does it start")."""
     return len(text.split()) <= 10 and bool(_FOLLOW_UP.search(text))
-
-
-def _shown_sentences(session: Session) -> set[str]:
-    last = _last_bot(session)
-    return {last.text} if last is not None and last.kind == "answer" else set()
 
 
 def _repeats(session: Session, body: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import tomllib
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,13 +24,16 @@ class Glossary:
     terms: dict[str, str]
     pattern: re.Pattern[str] | None
 
-    def expand(self, question: str) -> str:
-        """The question with the article's term added after each patient word it knows ("MFR (myofascial release)")."""
+    def expand(self, question: str, known: Callable[[str], bool] | None = None) -> str:
+        """The question with the article's term added for each patient word it knows ("MFR (myofascial release)");
+        `known(alias)` true means the articles use that word themselves, so nothing needs adding."""
         if self.pattern is None:
             return question
         folded = _fold(question)
         added: list[str] = []
         for m in self.pattern.finditer(folded):
+            if known is not None and known(m.group(0)):
+                continue
             term = self.terms[m.group(0)]
             if term not in added and term.lower() not in folded:
                 added.append(term)

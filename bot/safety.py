@@ -439,6 +439,18 @@ _CATEGORY = {"chest_pain": "chest", "leg_weakness": "leg_weakness", "hot_joint":
 _URGENT_LABELS = {"cancer", "hot_joint"}
 
 
+# The rules are a high-recall backstop written before the model; they cannot tell "heart attack lol" or "can a
+# tight diaphragm make your chest feel tight?" from a report. When the model is sure a message only looks like
+# an emergency (a joke, an idiom, a general question, a past event) and sees no danger in it, it overrules them.
+VETO_LOOKALIKE, VETO_DANGER = 0.7, 0.15
+
+
+def rule_vetoed(u: Understanding) -> bool:
+    """Whether the model is confident enough that a rule's match is a look-alike."""
+    return (u.emergency is None and not u.crisis_check and u.lookalike >= VETO_LOOKALIKE
+            and u.emergency_score < VETO_DANGER)
+
+
 def emergency_of(u: Understanding, rule: Triage | None) -> tuple[str, Level]:
     """The category and urgency to act on: the rules' when they fired (more specific), else the model's."""
     if rule is not None and (u.emergency is None or _RANK[rule.level] <= _RANK[_level_of(u)]):

@@ -109,6 +109,7 @@ class ReplyTrace:
     retrieval_ms: float = 0.0
     emergency_category: str | None = None
     emergency_source: str = ""  # "model", "rules" or "model+rules": which caught it
+    rule_vetoed: str | None = None  # a red-flag rule the model overruled as a look-alike
     sentences: list[str] = field(default_factory=list)
     llm_dropped: int = 0
     llm_fallback: str | None = None

@@ -32,7 +32,7 @@ EMERGENCY_AT = 0.5  # the summed probability of every emergency and crisis label
 PIECE_AT = 0.7
 PIECE_MIN_WORDS = 14  # shorter messages are read whole only
 _PIECES = re.compile(r"(?<=[.!?;…])\s+|\n+")
-CRISIS_CHECK_AT = 0.2  # suicide signals below the emergency bar still get a kind check-in, never "can't find it"
+CRISIS_CHECK_AT = 0.25  # suicide signals below the emergency bar still get a kind check-in, never "can't find it"
 LABEL_AT = {"guard": 0.35, "intent": 0.5, "fact": 0.45}
 QTYPE_AT = 0.35
 MODEL_VERSION = 2  # bump when the model's features change, so saved weights are not reused
@@ -48,6 +48,7 @@ class Understanding:
     emergency: str | None = None  # "emergency.chest", "crisis.suicide", ...
     emergency_score: float = 0.0
     crisis_check: bool = False  # uncertain crisis signals: a soft check-in with 988
+    lookalike: float = 0.0  # how sure the model is that this only looks like an emergency (a joke, a question)
     from_context: bool = False  # the red flag needed the earlier turns
     guard: str | None = None  # "contraindication", "diagnosis", "medication", "outcome", "seek_care"
     intent: str | None = None  # "booking", "human", "greeting", ...
@@ -106,13 +107,15 @@ class Understander:
             scaled = float(pp[self._danger].sum()) * EMERGENCY_AT / PIECE_AT
             if scaled > danger:
                 danger, emergency_p = scaled, pp
+        u.lookalike = float(p[self._groups == "not_emergency"].sum())
+        u.emergency_score = danger
         if danger >= EMERGENCY_AT:
             masked = np.where(self._danger, emergency_p, 0.0)
             u.emergency, u.emergency_score = self.main.labels[int(np.argmax(masked))], danger
             return u
         suicide = self._prob("crisis.suicide", p)
         if suicide >= CRISIS_CHECK_AT:
-            u.crisis_check, u.emergency_score = True, suicide
+            u.crisis_check = True
         # A guard outranks whatever else the message asks ("can I book? I'm on blood thinners"): the one thing
         # never to answer from an article comes first. Intents and facts need to be the message's main label.
         guard, guard_p = self._best("guard", p)
