@@ -226,10 +226,10 @@ class Chatbot:
         previous = _session_lang(session)
         if self.understander is None:
             return Understanding(lang=language.detect(text, previous))
-        red_flags = _red_flag_context(session)
-        u = self.understander.understand(text, vec, context_text=context if red_flags else None,
-                                         context_vec=context_vec if red_flags else None, previous_lang=previous,
-                                         pieces=pieces or ())
+        last = _last_bot(session)
+        u = self.understander.understand(text, vec, context_text=context, context_vec=context_vec,
+                                         previous_lang=previous, pieces=pieces or (),
+                                         after_emergency=last is not None and last.kind == "emergency")
         if (context is not None and context_vec is not None and u.emergency is None and last_question(session)
                 and _leans_on_before(text)):
             # "how long is it?" after "tell me about the psoas" asks about the psoas, not about a session:

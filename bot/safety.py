@@ -442,7 +442,7 @@ _URGENT_LABELS = {"cancer", "hot_joint"}
 # The rules are a high-recall backstop written before the model; they cannot tell "heart attack lol" or "can a
 # tight diaphragm make your chest feel tight?" from a report. When the model is sure a message only looks like
 # an emergency (a joke, an idiom, a general question, a past event) and sees no danger in it, it overrules them.
-VETO_LOOKALIKE, VETO_DANGER = 0.7, 0.15
+VETO_LOOKALIKE, VETO_DANGER = 0.85, 0.05
 
 
 def rule_vetoed(u: Understanding) -> bool:

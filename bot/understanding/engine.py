@@ -30,6 +30,7 @@ EMERGENCY_AT = 0.5  # the summed probability of every emergency and crisis label
 # A long message is also read sentence by sentence: a red flag buried in a story about booking still counts.
 # One sentence alone is weaker evidence than a whole message, so it must clear a higher bar.
 PIECE_AT = 0.7
+CONTEXT_MIN = 0.1  # after an emergency reply, a message needs this much danger of its own to reopen it
 PIECE_MIN_WORDS = 14  # shorter messages are read whole only
 _PIECES = re.compile(r"(?<=[.!?;…])\s+|\n+")
 CRISIS_CHECK_AT = 0.25  # suicide signals below the emergency bar still get a kind check-in, never "can't find it"
@@ -48,7 +49,7 @@ class Understanding:
     emergency: str | None = None  # "emergency.chest", "crisis.suicide", ...
     emergency_score: float = 0.0
     crisis_check: bool = False  # uncertain crisis signals: a soft check-in with 988
-    lookalike: float = 0.0  # how sure the model is that this only looks like an emergency (a joke, a question)
+    lookalike: float = 0.0  # how sure the model is that this is no emergency (a look-alike or a plain question)
     from_context: bool = False  # the red flag needed the earlier turns
     guard: str | None = None  # "contraindication", "diagnosis", "medication", "outcome", "seek_care"
     intent: str | None = None  # "booking", "human", "greeting", ...
@@ -86,9 +87,10 @@ class Understander:
 
     def understand(self, text: str, vec: np.ndarray, *, context_text: str | None = None,
                    context_vec: np.ndarray | None = None, previous_lang: language.Lang | None = None,
-                   pieces: Sequence[tuple[str, np.ndarray]] = ()) -> Understanding:
+                   pieces: Sequence[tuple[str, np.ndarray]] = (), after_emergency: bool = False) -> Understanding:
         """Label one message; `context_*` is the patient's recent turns joined with it and `pieces` the
-        sentences of a long message with their vectors (both for red flags only)."""
+        sentences of a long message with their vectors (both for red flags only). After an emergency reply the
+        earlier turns count only when this message itself carries some danger (more red flags, not "thanks")."""
         u = Understanding(lang=language.detect(text, previous_lang))
         pred = self.main.predict(vec, text)
         p = pred.proba
@@ -97,7 +99,7 @@ class Understander:
         u.label, u.score = self.main.labels[top], float(p[top])
         danger = float(p[self._danger].sum())
         emergency_p = p
-        if context_text is not None and context_vec is not None:
+        if context_text is not None and context_vec is not None and (danger >= CONTEXT_MIN or not after_emergency):
             ctx = self.main.predict(context_vec, context_text).proba
             if float(ctx[self._danger].sum()) > danger:
                 danger, emergency_p, u.from_context = float(ctx[self._danger].sum()), ctx, True
@@ -107,7 +109,7 @@ class Understander:
             scaled = float(pp[self._danger].sum()) * EMERGENCY_AT / PIECE_AT
             if scaled > danger:
                 danger, emergency_p = scaled, pp
-        u.lookalike = float(p[self._groups == "not_emergency"].sum())
+        u.lookalike = float(p[np.isin(self._groups, ("not_emergency", "question"))].sum())
         u.emergency_score = danger
         if danger >= EMERGENCY_AT:
             masked = np.where(self._danger, emergency_p, 0.0)
