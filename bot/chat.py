@@ -89,6 +89,10 @@ class Chatbot:
             reply.reply_id = None
         return reply
 
+    def forget(self, session_id: str) -> None:
+        """Drop what this process remembers of a conversation (the database side is the store's)."""
+        self.memory.forget(session_id)
+
     async def respond_then_remember(self, message: IncomingMessage, on_sentence: OnSentence | None = None,
                                     ) -> tuple[Reply, Callable[[], Awaitable[None]]]:
         """`respond`, for callers written when storing came after the reply; the write is already done."""

@@ -38,5 +38,10 @@ class SessionMemory:
             while len(self._data) > self.max_sessions:
                 self._data.popitem(last=False)
 
+    def forget(self, session_id: str) -> None:
+        """Drop a session ("Clear conversation")."""
+        with self._lock:
+            self._data.pop(session_id, None)
+
     def __len__(self) -> int:
         return len(self._data)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from bot.evaluate import (
+    DEV_GROUPS,
     GROUPS,
     OVERALL_BAR,
-    DEV_GROUPS,
     STRICT_GROUPS,
     Outcome,
     RunResult,

@@ -34,7 +34,7 @@ def _write(tmp_path: Path, body: str) -> Path:
     ('group: intent\nlabels:\n  booking:\n    means: x\n    examples:\n      - "book me"\n      - ""\n', 7, "empty"),
     ('group: intent\nlabels:\n  booking:\n    means: x\n    examples:\n      - "' + "a" * 401 + '"\n', 6, "longer"),
     ('group: nonsense\nlabels:\n  booking:\n    examples: ["book me"]\n', 1, "group"),
-    ('group: intent\nlabels:\n  booking:\n    means: x\n', 3, "no examples"),
+    ('group: intent\nlabels:\n  booking:\n    means: x\n', 4, "no examples"),
     ('group: intent\nlabels:\n  booking:\n    examples:\n      - ["a", "list"]\n', 5, "one quoted message"),
     ("group: intent\nlabels: [\n", 3, "not valid YAML"),
 ])
@@ -48,7 +48,7 @@ def test_a_bad_bank_entry_names_its_file_and_line(tmp_path: Path, body: str, lin
 def test_one_example_under_two_labels_is_refused(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text('group: intent\nlabels:\n  booking:\n    examples: ["call me back"]\n')
     (tmp_path / "b.yaml").write_text('group: intent\nlabels:\n  human:\n    examples: ["Call me back"]\n')
-    with pytest.raises(BankError, match=r"a\.yaml:4.*labelled intent\.human"):
+    with pytest.raises(BankError, match=r"b\.yaml:4: the same example is labelled intent\.booking at a\.yaml:4"):
         load_banks(tmp_path)
 
 
@@ -182,11 +182,14 @@ def test_a_short_ambiguous_message_keeps_the_conversations_language() -> None:
 
 # --- in the conversation -------------------------------------------------------------------------------------------
 def test_a_red_flag_that_completes_in_a_follow_up_is_caught(client) -> None:  # type: ignore[no-untyped-def]
-    first = client.post("/chat", json={"message": "i fell off a ladder yesterday cleaning the gutters"}).json()
+    first = client.post("/chat", json={"message": "my lower back has been aching for a few days"}).json()
     assert first["kind"] != "emergency"
-    second = client.post("/chat", json={"message": "now i cant put any weight on my leg at all",
-                                        "session_id": first["session_id"]}).json()
+    follow_up = "and since last night ive got a fever and the chills"
+    second = client.post("/chat", json={"message": follow_up, "session_id": first["session_id"]}).json()
     assert second["kind"] == "emergency" and "911" in second["reply"]
+    # The same words alone are not a red flag: it is the earlier turn that completes it.
+    alone = client.post("/chat", json={"message": "a fever and the chills since last night, what is the psoas"}).json()
+    assert alone["kind"] != "emergency"
 
 
 def test_spanish_emergency_gets_a_spanish_reply(client) -> None:  # type: ignore[no-untyped-def]

@@ -147,6 +147,7 @@ async def chat_stream(body: Annotated[ChatRequest, Body(openapi_examples=CHAT_EX
 async def forget_session(session_id: Annotated[str, Path(max_length=200)], runtime: RuntimeDep,
                          _limit: ChatLimit) -> Response:
     """Forget a conversation now (the widget's "Clear conversation"): its stored turns are deleted. Always 204."""
+    runtime.chatbot.forget(session_id)
     if runtime.store is not None:
         try:
             await asyncio.to_thread(runtime.store.forget_session, session_id)

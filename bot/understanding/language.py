@@ -47,6 +47,8 @@ def spanish_confidence(text: str) -> float:
 def detect(text: str, previous: Lang | None = None) -> Lang:
     """The message's language; a short or ambiguous message keeps the conversation's language."""
     es = spanish_confidence(text)
+    if previous is not None and len(text.split()) <= 2 and 0.05 < es < 0.95:
+        return previous  # "ok", "si", "lol": too short to move a conversation to another language
     if es >= CONFIDENT:
         return "es"
     if es <= 1 - CONFIDENT:
