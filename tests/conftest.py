@@ -54,9 +54,12 @@ def built_index(tmp_path_factory: pytest.TempPathFactory, embedder) -> Path:  # 
     """A DATA_DIR with knowledge/ ingested once; copy it for tests that change things."""
     from bot.index import IndexStore
     from bot.indexing import ingest
+    from bot.understanding import make_understander
 
     data = tmp_path_factory.mktemp("built")
     ingest(KNOWLEDGE, IndexStore(make_settings(data)), embedder, progress=False)
+    # The banks' vectors and trained weights too, so every app and live server of the run starts from them.
+    make_understander(embedder, data / "cache")
     return data
 
 

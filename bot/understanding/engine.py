@@ -75,9 +75,11 @@ class Understander:
         main = self.banks.of(*MAIN_GROUPS)
         qtypes = self.banks.of("qtype")
         texts = [e.text for e in main] + [e.text for e in qtypes]
-        vecs = _cached_vectors(embed, texts, cache_dir, f"{model_name}-{self.banks.fingerprint}")
-        self.main = _trained_model(cache_dir, f"{model_name}-{self.banks.fingerprint}-main", vecs[: len(main)], main)
-        self.qtype = _trained_model(cache_dir, f"{model_name}-{self.banks.fingerprint}-qtype", vecs[len(main):], qtypes)
+        self._key = f"{model_name}-{self.banks.fingerprint}"
+        vecs = _cached_vectors(embed, texts, cache_dir, self._key)
+        self._texts, self._vecs = texts, vecs
+        self.main = _trained_model(cache_dir, f"{self._key}-main", vecs[: len(main)], main)
+        self.qtype = _trained_model(cache_dir, f"{self._key}-qtype", vecs[len(main):], qtypes)
         self._groups = np.array([name.split(".", 1)[0] for name in self.main.labels])
         self._danger = np.isin(self._groups, ("emergency", "crisis"))
         language.warm()
@@ -131,6 +133,16 @@ class Understander:
         if q[best] >= QTYPE_AT:
             u.qtype = self.qtype.labels[best].split(".", 1)[1]
         return u
+
+    def save(self, cache_dir: Path) -> None:
+        """Write the banks' vectors and the trained weights into a cache folder (another DATA_DIR's)."""
+        row = {t: n for n, t in enumerate(self._texts)}
+        _cached_vectors(lambda texts: np.stack([self._vecs[row[t]] for t in texts]), self._texts, cache_dir,
+                        self._key)
+        for name, model in (("main", self.main), ("qtype", self.qtype)):
+            path = cache_dir / f"model-{self._key}-{name}-v{MODEL_VERSION}.npz"
+            if not path.exists():
+                model.save(path)
 
     def _best(self, group: str, p: np.ndarray) -> tuple[str | None, float]:
         """The most likely label of one group (without its group prefix) and its probability."""
@@ -212,4 +224,6 @@ def make_understander(embedder: object, cache_dir: Path | None = None) -> Unders
     if key not in _trained:
         _trained[key] = Understander(embedder.embed, model_name=name, cache_dir=cache_dir,  # type: ignore[attr-defined]
                                      banks=banks)
+    elif cache_dir is not None:
+        _trained[key].save(cache_dir)  # a second DATA_DIR in this process starts warm next time too
     return _trained[key]
