@@ -481,5 +481,7 @@ def test_safety_imports_only_config_types_and_stdlib_and_knows_no_topic() -> Non
             mods |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
             mods.add(node.module)
-    assert mods <= {"__future__", "re", "unicodedata", "dataclasses", "typing", "bot.config", "bot.types"}
+    # re2: linear-time matching for the redaction patterns; bisect: the triage helpers' per-message indexes.
+    assert mods <= {"__future__", "re", "re2", "bisect", "unicodedata", "dataclasses", "typing", "bot.config",
+                    "bot.types"}
     assert not re.search(r"psoas|myofascial|fascia", source, re.I)
