@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from bot import metrics
 from bot.chat import Chatbot
@@ -206,6 +207,9 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
                        allow_methods=["GET", "POST"], allow_headers=["Content-Type", "Authorization"],
                        max_age=600)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
+    # Outermost: the client address comes from X-Forwarded-For only when the peer is a FORWARDED_ALLOW_IPS proxy
+    # (uvicorn's own copy of this is turned off in `serve`, so the app behaves the same under any server).
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips or [])
     return app
 
 

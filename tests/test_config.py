@@ -19,7 +19,12 @@ def test_env_vars_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.sqlalchemy_url.startswith("sqlite:///") and s.sqlalchemy_url.endswith("bot.sqlite3")
 
 
-@pytest.mark.parametrize("token", [None, "changeme", "secret", "short"])
+STRONG = "Zq8-vN3xK0pL7rT2mW9yB4cF6hJ1sD5gA"
+
+
+@pytest.mark.parametrize("token", [None, "changeme", "secret", "short", "password1234",
+                                   "password1234password1234password1234", "a-real-long-staff-token-123",
+                                   "correcthorsebatterystaplecorrecthorse"])
 def test_production_refuses_placeholder_staff_token(token: str | None) -> None:
     with pytest.raises(ValidationError, match="STAFF_TOKEN"):
         Settings(_env_file=None, env="production", staff_token=token)  # type: ignore[call-arg]
@@ -27,14 +32,22 @@ def test_production_refuses_placeholder_staff_token(token: str | None) -> None:
 
 def test_production_refuses_placeholder_messenger_secrets() -> None:
     with pytest.raises(ValidationError, match="MESSENGER_APP_SECRET"):
-        Settings(_env_file=None, env="production", staff_token="a-real-long-staff-token-123",  # type: ignore[call-arg]
+        Settings(_env_file=None, env="production", staff_token=STRONG,  # type: ignore[call-arg]
                  messenger_verify_token="a-real-verify-token-123", messenger_app_secret="changeme",
                  messenger_page_access_token="a-real-page-token-123456")
 
 
-def test_production_starts_with_real_secrets() -> None:
-    s = Settings(_env_file=None, env="production", staff_token="a-real-long-staff-token-123")  # type: ignore[call-arg]
-    assert s.staff_token is not None and "a-real" not in repr(s)  # SecretStr hides it
+@pytest.mark.parametrize("token", [STRONG, "sha256:" + "0123456789abcdef" * 4])
+def test_production_starts_with_real_secrets(token: str) -> None:
+    s = Settings(_env_file=None, env="production", staff_token=token)  # type: ignore[call-arg]
+    assert s.staff_token is not None and token not in repr(s)  # SecretStr hides it
+
+
+def test_connection_urls_are_secrets() -> None:
+    s = Settings(_env_file=None, database_url="postgresql+psycopg://bot:hunter2pw@db/bot",  # type: ignore[call-arg]
+                 redis_url="redis://:hunter2pw@redis:6379/0")
+    assert "hunter2pw" not in repr(s) and "hunter2pw" not in str(s.model_dump())
+    assert s.sqlalchemy_url.endswith("@db/bot") and s.redis_url_value == "redis://:hunter2pw@redis:6379/0"
 
 
 def test_unknown_embedding_model_is_a_clear_error() -> None:
