@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     # Seconds any one call to the vector store (a Chroma server) may take inside a request before the request
     # answers without it; and the budget of each /health check (so /health answers while a dependency hangs).
     index_timeout: float = 2.0
-    health_check_timeout: float = 0.05
+    health_check_timeout: float = 0.03
     # /metrics, /docs, /redoc and /openapi.json: "open", "staff" (bearer STAFF_TOKEN) or "loopback" (127.0.0.1/::1
     # only); unset means open in development and staff in production.
     ops_access: Literal["open", "staff", "loopback"] | None = None
@@ -85,7 +85,9 @@ class Settings(BaseSettings):
     limit_concurrency: int | None = 200
     timeout_keep_alive: float = 5.0
     request_read_timeout: float = 10.0
-    # Seconds a stopping worker waits for requests in flight before it closes them.
+    # On SIGTERM a worker first drains for SHUTDOWN_DRAIN_SECONDS (serves, but /health says 503 and every response
+    # closes its connection), then stops taking connections and waits up to GRACEFUL_TIMEOUT for requests in flight.
+    shutdown_drain_seconds: float = 1.5
     graceful_timeout: float = 20.0
 
     @field_validator("allowed_origins", "forwarded_allow_ips", mode="before")

@@ -18,6 +18,8 @@ from bot.config import Settings
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# No progress bars on stderr: a server's stderr is JSON lines only.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 class Embedder(Protocol):
@@ -40,7 +42,9 @@ class SentenceTransformerEmbedder:
 
     def __init__(self, model_dir: Path, name: str) -> None:
         from langchain_huggingface import HuggingFaceEmbeddings
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # "Loading weights: 0/103" would be a bare line in the JSON log
         self.name = name
         self._lc = HuggingFaceEmbeddings(
             model_name=str(model_dir),

@@ -120,7 +120,6 @@ def test_bad_chat_input_is_a_clear_4xx(client, payload: dict, fragment: str) -> 
         (b"{not json", "application/json"),
         (b'{"message": "caf\xe9"}', "application/json"),  # invalid UTF-8
         (b"", "application/json"),
-        (b"message=hi", "application/x-www-form-urlencoded"),
         (b'["a list"]', "application/json"),
     ],
 )
@@ -239,11 +238,30 @@ def test_metrics_count_replies_by_kind(client) -> None:  # type: ignore[no-untyp
     assert "bot_index_passages" in text
 
 
-def test_curl_style_json_without_content_type_is_read_as_json(client) -> None:  # type: ignore[no-untyped-def]
-    # The README's `curl -d '{...}'` sends application/x-www-form-urlencoded.
-    resp = client.post("/search", content=b'{"query":"how long is the psoas"}', headers={
-        "Authorization": f"Bearer {STAFF_TOKEN}", "Content-Type": "application/x-www-form-urlencoded"})
-    assert resp.status_code == 200 and "16 inches" in resp.json()["results"][0]["text"]
-    chat_resp = client.post("/chat", content=b'{"message":"what is the psoas"}',
-                            headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert chat_resp.status_code == 200 and chat_resp.json()["kind"] == "answer"
+@pytest.mark.parametrize("path", ["/chat", "/chat/stream", "/feedback", "/search"])
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data",
+                                          None])
+def test_json_routes_refuse_other_content_types(client, path: str, content_type: str | None) -> None:  # type: ignore[no-untyped-def]
+    # A cross-site form or text/plain POST needs no CORS pre-flight: it must not reach a JSON route.
+    headers = {"Authorization": f"Bearer {STAFF_TOKEN}"}
+    if content_type:
+        headers["Content-Type"] = content_type
+    resp = client.post(path, content=b'{"message":"what is the psoas","query":"psoas"}', headers=headers)
+    assert resp.status_code == 415 and "Content-Type: application/json" in resp.json()["detail"]
+    ok = client.post("/chat", content=b'{"message":"what is the psoas"}',
+                     headers={"Content-Type": "application/json; charset=utf-8"})
+    assert ok.status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/chat", "/feedback", "/search"])
+def test_chunked_body_over_the_cap_is_413(client, path: str) -> None:  # type: ignore[no-untyped-def]
+    def chunks():  # type: ignore[no-untyped-def]
+        yield b'{"message": "'
+        for _ in range(100):
+            yield b"a" * 1000
+        yield b'"}'
+
+    resp = client.post(path, content=chunks(), headers={"Content-Type": "application/json",
+                                                        "Authorization": f"Bearer {STAFF_TOKEN}"})
+    assert "content-length" not in {k.lower() for k in resp.request.headers}  # really chunked
+    assert resp.status_code == 413 and "limit" in resp.json()["detail"]
