@@ -326,10 +326,46 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
                        max_age=600)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes,
                        read_timeout=settings.request_read_timeout)
+    app.add_middleware(OpsGuard, settings=settings)
     # Outermost: the client address comes from X-Forwarded-For only when the peer is a FORWARDED_ALLOW_IPS proxy
     # (uvicorn's own copy of this is turned off in `serve`, so the app behaves the same under any server).
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips or [])
     return app
+
+
+OPS_PATHS = ("/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
+
+
+class OpsGuard:
+    """/metrics and the API docs as OPS_ACCESS says: open, staff token, or loopback only (default: open in
+    development, staff in production)."""
+
+    def __init__(self, app: Any, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self.mode = settings.ops_access or ("staff" if settings.env == "production" else "open")
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and self.mode != "open" and scope.get("path") in OPS_PATHS:
+            refusal = self._refusal(scope)
+            if refusal is not None:
+                code, detail = refusal
+                headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
+                await JSONResponse({"detail": detail}, status_code=code, headers=headers)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _refusal(self, scope: dict[str, Any]) -> tuple[int, str] | None:
+        if self.mode == "loopback":
+            host = (scope.get("client") or ("", 0))[0]
+            return None if host in ("127.0.0.1", "::1") else (403, "Only reachable from this machine (OPS_ACCESS).")
+        from bot.deps import staff_token_matches
+
+        auth = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() == "bearer" and token and staff_token_matches(self.settings, token):
+            return None
+        return 401, "Send the staff token (Authorization: Bearer <STAFF_TOKEN>) for this route (OPS_ACCESS)."
 
 
 def _explain(errors: Any) -> str:

@@ -27,6 +27,13 @@ SECURITY_HEADERS = [
 ]
 # widget.js is loaded by the clinic's own pages, so it must not carry frame or page rules of ours.
 PAGE_PATHS = ("/", "/staff", "/docs", "/redoc", "/articles")
+# FastAPI's /docs and /redoc load Swagger UI / ReDoc from a CDN and start them with an inline script: their own
+# policy, so the patient pages' strict one can stay strict. They are staff pages (OPS_ACCESS), never a patient's.
+DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; style-src 'self' "
+            "'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; font-src 'self' "
+            "https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
+            "worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'self'; base-uri 'none'; object-src 'none'")
+DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc")
 JSON_ROUTES = {"/chat", "/chat/stream", "/feedback", "/search"}
 
 
@@ -168,7 +175,10 @@ class RequestMiddleware:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
                 extra = list(SECURITY_HEADERS) + [(b"x-request-id", request_id.encode())]
-                if path in PAGE_PATHS or path.startswith("/articles"):
+                if path in DOCS_PATHS:
+                    extra.append((b"content-security-policy", DOCS_CSP.encode()))
+                    extra.append((b"x-frame-options", b"SAMEORIGIN"))
+                elif path in PAGE_PATHS or path.startswith("/articles"):
                     extra.append((b"content-security-policy", CSP.encode()))
                     extra.append((b"x-frame-options", b"SAMEORIGIN"))
                 if DRAINING.is_set():  # stopping: no more requests on this connection (uvicorn closes it)

@@ -265,3 +265,48 @@ def test_chunked_body_over_the_cap_is_413(client, path: str) -> None:  # type: i
                                                         "Authorization": f"Bearer {STAFF_TOKEN}"})
     assert "content-length" not in {k.lower() for k in resp.request.headers}  # really chunked
     assert resp.status_code == 413 and "limit" in resp.json()["detail"]
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/docs", "/redoc", "/openapi.json"])
+def test_ops_routes_can_require_the_staff_token_or_loopback(make_client, data_dir, path: str) -> None:  # type: ignore[no-untyped-def]
+    staff = make_client(data_dir, ops_access="staff")
+    assert staff.get(path).status_code == 401
+    assert staff.get(path, headers={"Authorization": "Bearer wrong-token-0123456789"}).status_code == 401
+    assert staff.get(path, headers={"Authorization": f"Bearer {STAFF_TOKEN}"}).status_code == 200
+    loopback = make_client(data_dir, ops_access="loopback")
+    assert loopback.get(path).status_code == 403  # the test client is not 127.0.0.1
+    assert loopback.get("/health").status_code == 200 and staff.get("/health").status_code == 200
+
+
+def test_production_defaults_ops_routes_to_staff_only() -> None:
+    from bot.api import OpsGuard
+    from bot.config import Settings
+
+    prod = Settings(_env_file=None, env="production", staff_token="Zq8-vN3xK0pL7rT2mW9yB4cF6hJ1sD5gA")  # type: ignore[call-arg]
+    assert OpsGuard(None, prod).mode == "staff"
+    assert OpsGuard(None, Settings(_env_file=None)).mode == "open"  # type: ignore[call-arg]
+
+
+def test_docs_have_their_own_csp_and_pages_keep_the_strict_one(client) -> None:  # type: ignore[no-untyped-def]
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "cdn.jsdelivr.net" in docs.headers["content-security-policy"]
+    assert "cdn.jsdelivr.net" in client.get("/redoc").headers["content-security-policy"]
+    page = client.get("/").headers["content-security-policy"]
+    assert "unsafe-inline" not in page and "jsdelivr" not in page
+
+
+def test_failed_start_does_not_echo_the_exception_text(make_client, data_dir) -> None:  # type: ignore[no-untyped-def]
+    from bot.api import Runtime
+    from bot.config import load_clinic
+    from tests.conftest import KNOWLEDGE, make_settings
+
+    runtime = Runtime(make_settings(data_dir), load_clinic(KNOWLEDGE))
+
+    class Broken:
+        name = "broken"
+
+        def embed(self, texts):  # type: ignore[no-untyped-def]
+            raise RuntimeError("cannot connect to postgresql://bot:hunter2pw@db/bot")
+
+    runtime.load(Broken())  # type: ignore[arg-type]
+    assert runtime.error is not None and "hunter2pw" not in runtime.error and "RuntimeError" in runtime.error

@@ -417,3 +417,18 @@ def test_sqlite_runs_in_wal_with_normal_sync(tmp_path: Path) -> None:
     finally:
         s.close()
     assert pragmas == ["wal", 1, 15000, 1]
+
+
+def test_feedback_expires_with_the_reply_it_copies(store: Store) -> None:
+    """Feedback holds a copy of the reply: RETENTION_DAYS runs from the reply's time, not the rating's."""
+    session = store.open_session(None, "web")
+    rid = store.record_exchange(session.id, "web", "a question", "answer", "a reply")
+    _backdate(store, turns, "created_at", now() - timedelta(days=29), turns.c.session_id == session.id)
+    assert store.add_feedback(rid, "down", "late rating")  # rated on day 29
+    _backdate(store, turns, "created_at", now() - timedelta(days=31), turns.c.session_id == session.id)
+    # Two days on, the reply is past retention: so is its copy in the feedback, although rated 2 days ago.
+    with store.engine.begin() as conn:
+        conn.execute(update(feedback).values(created_at=feedback.c.created_at - timedelta(days=2)))
+    removed = store.purge(30)
+    assert removed["turns"] == 2 and removed["feedback"] == 1
+    assert store.counts()["feedback"] == 0
