@@ -96,12 +96,14 @@ def test_typos_are_corrected_against_the_vocabulary(retriever: Retriever, typo: 
                                             ("iliopsaos", "iliopsoa")])
 def test_one_slip_is_corrected(retriever: Retriever, word: str, fixed: str) -> None:
     assert retriever.lexical.correct(tokenize(word)) == [fixed]
+    assert retriever.lexical.terms(word) == [fixed]
 
 
 @pytest.mark.parametrize("word", ["tight", "longer", "toilet", "should", "night", "owner", "fever"])
 def test_real_words_are_not_corrected_into_other_words(retriever: Retriever, word: str) -> None:
     # "a tight psoas" is not "a thigh psoas": two edits or a new first letter make a different word, not a typo.
     assert retriever.lexical.correct(tokenize(word)) == [], word
+    assert retriever.lexical.terms(word) == [], word  # nor as a word, before stemming
 
 
 @pytest.mark.parametrize("query", ["tell me about the psoas", "i just want to know, besides stretching, what helps"])
