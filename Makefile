@@ -10,6 +10,8 @@ PORT ?= 8000
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
+	# The venv's own pip is whatever the interpreter bundled (23.2.1 here): a current one first.
+	$(BIN)/python -m pip install --disable-pip-version-check -q --upgrade pip==26.3
 
 # torch first and pinned: an unpinned torch pulls a multi-GB CUDA build; 2.13.0 is the CPU build on disk.
 $(VENV)/.runtime: requirements.txt requirements.lock | $(BIN)/python
@@ -42,6 +44,8 @@ lint: install-dev
 	$(BIN)/ruff check bot tests ingest.py
 	$(BIN)/mypy bot
 
+# Needs PyPI's JSON API or OSV. From the development machines and CI only the package index is reachable, so
+# there every package reports "could not be audited": run it where the advisory service answers (README).
 audit: install-dev
 	$(BIN)/pip-audit -r requirements.lock --no-deps --disable-pip --progress-spinner off
 

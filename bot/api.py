@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from bot import metrics
 from bot.chat import Chatbot
@@ -24,11 +29,49 @@ from bot.embeddings import BatchingEmbedder, Embedder, make_embedder
 from bot.glossary import load_glossary
 from bot.index import IndexStore, IndexUnavailable, manifest
 from bot.indexing import IngestReport, ingest
-from bot.middleware import RequestMiddleware
+from bot.middleware import DRAINING, RequestMiddleware
 from bot.retrieval import LiveRetriever, Retrieval
 from bot.understanding import Understander, make_understander
 
 log = logging.getLogger(__name__)
+
+
+# Health checks run here, one thread per dependency at most: a check stuck on a hung dependency holds its own
+# thread, never the event loop or asyncio's default pool.
+_HEALTH_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="health")
+
+
+class HealthCheck:
+    """One dependency check, at most one run at a time, answered within a budget.
+
+    A run that has not finished in time counts as up only while it is young (GRACE seconds; a busy machine is not
+    an outage) and the previous run said up; a dependency that hangs longer shows as down.
+    """
+
+    GRACE = 2.0
+
+    def __init__(self, probe: Callable[[], bool]) -> None:
+        self.probe = probe
+        self._future: Future[Any] | None = None
+        self._started = 0.0
+        self._last = False
+
+    async def run(self, budget: float) -> bool:
+        """Whether the dependency is up, decided within `budget` seconds."""
+        if self._future is None or self._future.done():
+            self._future, self._started = _HEALTH_POOL.submit(self.probe), time.monotonic()
+        future = self._future
+        try:
+            self._last = bool(await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), budget))
+            return self._last
+        except TimeoutError:
+            if time.monotonic() - self._started > self.GRACE:
+                metrics.DEPENDENCY_TIMEOUTS.labels("health").inc()
+                return False
+            return self._last
+        except Exception:
+            self._last = False
+            return False
 
 
 class Runtime:
@@ -50,6 +93,7 @@ class Runtime:
         self.understander: Understander | None = None
         self.last_ingest: IngestReport | None = None
         self._ingest_lock = threading.Lock()
+        self._checks = {"index": HealthCheck(self._index_open), "database": HealthCheck(self._database_up)}
 
     def load(self, embedder: Embedder | None = None) -> None:
         """Load the model, build the index on an empty store, open the database; then mark ready."""
@@ -71,9 +115,11 @@ class Runtime:
             self.embedder.embed(["warm up"])  # the first call pays for lazy initialisation, not a patient
             self.ready_seconds = time.perf_counter() - self.started
             self.ready.set()
+            _mark_worker(ready=True)
             log.info("ready", extra={"event": {"seconds": round(self.ready_seconds, 2)}})
-        except Exception as exc:  # a failed start must say why on /health, not hang
-            self.error = f"start-up failed: {type(exc).__name__}: {exc}"
+        except Exception as exc:  # a failed start must say so on /health, not hang
+            # The type only: an exception's text can hold a connection URL with its password, or a path.
+            self.error = f"start-up failed ({type(exc).__name__}); the server log says where"
             log.exception("start-up failed")
 
     def reindex(self) -> IngestReport:
@@ -86,33 +132,103 @@ class Runtime:
         return report
 
     async def search(self, query: str, k: int) -> Retrieval:
-        """Hybrid search for staff look-ups and the CLI."""
+        """Hybrid search for staff look-ups and the CLI; IndexUnavailable when the store is down or too slow."""
         assert self.batcher is not None
-        retriever = await asyncio.to_thread(self.retriever.current)
+        timeout = self.settings.index_timeout
+        retriever = await self.retriever.current_async(timeout)
         if retriever is None:
             from bot.retrieval import Retrieval as R
 
             return R([], False, 0.0, 0.0, 0, 0.0)
         vec = await self.batcher.embed_one(query)
-        return retriever.search(query, vec, k=k)
+        return await retriever.search_async(query, vec, k=k, timeout=timeout)
 
-    def health(self) -> tuple[int, dict[str, Any]]:
-        """Status code and body for /health."""
+    def _index_open(self) -> bool:
+        with contextlib.suppress(IndexUnavailable):  # a store that is down shows as degraded
+            self.retriever.current()
+        return self.index_store.ping() and self.retriever._retriever is not None
+
+    def _database_up(self) -> bool:
+        return bool(self.store and self.store.ping())
+
+    async def health(self) -> tuple[int, dict[str, Any]]:
+        """Status code and body for /health, within a fixed budget whatever a dependency does."""
         if not self.ready.is_set():
             return 503, {"status": "starting" if self.error is None else "failed", "detail": self.error}
-        with contextlib.suppress(IndexUnavailable):  # a store that is down shows as degraded below
-            self.retriever.current()
+        if DRAINING.is_set():
+            return 503, {"status": "draining"}
+        expected, ready = _workers_ready()
+        if ready < expected:  # a load balancer must not send traffic to the port while a worker still starts
+            return 503, {"status": "starting", "workers_ready": ready, "workers": expected}
+        budget = self.settings.health_check_timeout
+        index_ok, database_ok = await asyncio.gather(self._checks["index"].run(budget),
+                                                     self._checks["database"].run(budget))
         retriever = self.retriever._retriever
         index = manifest(retriever.reader if retriever else None)
         metrics.INDEX_PASSAGES.set(index.get("passages", 0))
-        checks = {"index": self.index_store.ping() and retriever is not None,
-                  "database": bool(self.store and self.store.ping())}
+        checks = {"index": index_ok, "database": database_ok}
         ok = all(checks.values())
         body = {"status": "ok" if ok else "degraded", "checks": checks, "index": index,
                 "answer_mode": self.settings.answer_mode,
                 "embedding_model": self.embedder.name if self.embedder else None,
                 "ready_seconds": round(self.ready_seconds or 0, 2)}
         return (200 if ok else 503), body
+
+
+def _run_dir() -> Path | None:
+    value = os.environ.get("BOT_RUN_DIR")
+    return Path(value) if value else None
+
+
+def _mark_worker(*, ready: bool) -> None:
+    """A file per ready worker in BOT_RUN_DIR (set by `serve`), so any worker can tell whether all are ready."""
+    run_dir = _run_dir()
+    if run_dir is None:
+        return
+    marker = run_dir / f"{os.getpid()}.ready"
+    if ready:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    else:
+        marker.unlink(missing_ok=True)
+
+
+def _workers_ready() -> tuple[int, int]:
+    """(workers expected, workers ready and alive); (0, 0) outside `serve --workers N`."""
+    run_dir, expected = _run_dir(), int(os.environ.get("BOT_WORKERS", "0") or 0)
+    if run_dir is None or expected <= 1:
+        return 0, 0
+    alive = 0
+    for marker in run_dir.glob("*.ready"):
+        try:
+            os.kill(int(marker.stem), 0)
+            alive += 1
+        except (ValueError, ProcessLookupError):
+            marker.unlink(missing_ok=True)  # a worker that died without cleaning up
+        except PermissionError:
+            alive += 1
+    return expected, alive
+
+
+def _drain_on_sigterm(seconds: float) -> None:
+    """Wrap the server's SIGTERM/SIGINT handler: first drain (503 on /health, `Connection: close` on every
+    response) for `seconds`, then stop as the server would; a second signal stops at once."""
+    if threading.current_thread() is not threading.main_thread() or seconds <= 0:
+        return  # not under a server that owns the signals (tests in-process)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        original = signal.getsignal(sig)
+        if not callable(original):
+            continue
+
+        def handler(signum: int, frame: Any, original: Callable[..., Any] = original) -> None:
+            if DRAINING.is_set():
+                original(signum, frame)
+                return
+            DRAINING.set()
+            log.info("draining before stop", extra={"event": {"seconds": seconds}})
+            threading.Timer(seconds, original, (signum, frame)).start()
+
+        signal.signal(sig, handler)
 
 
 async def _purge_forever(runtime: Runtime, every_s: float = 3600) -> None:
@@ -155,17 +271,20 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
                load_in_background: bool = True) -> FastAPI:
     """The whole service: API, widget, staff console and Messenger webhook."""
     settings = settings or get_settings()
+    logging.captureWarnings(True)  # in every worker: warnings become JSON log lines, not bare text
     clinic = load_clinic(settings.knowledge_dir)
     runtime = Runtime(settings, clinic)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        _drain_on_sigterm(settings.shutdown_drain_seconds)
         loader = asyncio.ensure_future(asyncio.to_thread(runtime.load, embedder))
         if not load_in_background:
             await loader
         purger = asyncio.ensure_future(_purge_forever(runtime))
         yield
         purger.cancel()
+        _mark_worker(ready=False)
         if runtime.store is not None:
             runtime.store.close()
 
@@ -187,7 +306,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     @app.get("/health", tags=["ops"])
     async def health() -> JSONResponse:
         """200 `{"status": "ok"}` when ready; 503 while starting or when a dependency is down."""
-        code, body = await asyncio.to_thread(runtime.health)
+        code, body = await runtime.health()
         return JSONResponse(body, status_code=code)
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
@@ -212,8 +331,48 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     app.add_middleware(CORSMiddleware, allow_origins=settings.allowed_origins, allow_credentials=False,
                        allow_methods=["GET", "POST", "DELETE"], allow_headers=["Content-Type", "Authorization"],
                        expose_headers=["Retry-After"], max_age=600)
-    app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes,
+                       read_timeout=settings.request_read_timeout)
+    app.add_middleware(OpsGuard, settings=settings)
+    # Outermost: the client address comes from X-Forwarded-For only when the peer is a FORWARDED_ALLOW_IPS proxy
+    # (uvicorn's own copy of this is turned off in `serve`, so the app behaves the same under any server).
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips or [])
     return app
+
+
+OPS_PATHS = ("/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
+
+
+class OpsGuard:
+    """/metrics and the API docs as OPS_ACCESS says: open, staff token, or loopback only (default: open in
+    development, staff in production)."""
+
+    def __init__(self, app: Any, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self.mode = settings.ops_access or ("staff" if settings.env == "production" else "open")
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and self.mode != "open" and scope.get("path") in OPS_PATHS:
+            refusal = self._refusal(scope)
+            if refusal is not None:
+                code, detail = refusal
+                headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
+                await JSONResponse({"detail": detail}, status_code=code, headers=headers)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _refusal(self, scope: dict[str, Any]) -> tuple[int, str] | None:
+        if self.mode == "loopback":
+            host = (scope.get("client") or ("", 0))[0]
+            return None if host in ("127.0.0.1", "::1") else (403, "Only reachable from this machine (OPS_ACCESS).")
+        from bot.deps import staff_token_matches
+
+        auth = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() == "bearer" and token and staff_token_matches(self.settings, token):
+            return None
+        return 401, "Send the staff token (Authorization: Bearer <STAFF_TOKEN>) for this route (OPS_ACCESS)."
 
 
 def _explain(errors: Any) -> str:

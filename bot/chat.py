@@ -172,12 +172,12 @@ class Chatbot:
         vecs = await self._vectors([question, search, *([context] if context else []), *pieces])
         vec, search_vec = vecs[0], vecs[1]
         piece_vecs = list(zip(pieces, vecs[len(vecs) - len(pieces):], strict=True))
-        u = await asyncio.to_thread(self._understand_sync, question, vec, session, context,
-                                    vecs[2] if context else None, piece_vecs)
+        # The model and the red-flag rules are CPU work: one hop to a thread, never on the event loop.
+        u, rule = await asyncio.to_thread(self._understand_and_triage, text, question, vec, session, context,
+                                          vecs[2] if context else None, piece_vecs)
         trace.label, trace.lang = u.label, u.lang
         say = self._phrases[u.lang]
         # 1. Emergencies: the model or the red-flag rules (a high-recall backstop), message and recent turns.
-        rule = safety.triage(text) or (safety.triage(context) if context and _red_flag_context(session) else None)
         if rule is not None and safety.rule_vetoed(u):
             trace.rule_vetoed = rule.category
             rule = None
@@ -223,6 +223,13 @@ class Chatbot:
             return self._handoff(say.say("off_topic"), trace, "off_topic", lang=u.lang, call=False)
         # 4. A question for the articles.
         return await self._answer(question, search, search_vec, u, session, trace, say, on_sentence)
+
+    def _understand_and_triage(self, text: str, question: str, vec: np.ndarray, session: Session,
+                               context: str | None, context_vec: np.ndarray | None,
+                               pieces: list[tuple[str, np.ndarray]]) -> tuple[Understanding, safety.Triage | None]:
+        u = self._understand_sync(question, vec, session, context, context_vec, pieces)
+        rule = safety.triage(text) or (safety.triage(context) if context and _red_flag_context(session) else None)
+        return u, rule
 
     def _understand_sync(self, text: str, vec: np.ndarray, session: Session, context: str | None,
                          context_vec: np.ndarray | None, pieces: list[tuple[str, np.ndarray]] | None = None,
@@ -310,11 +317,11 @@ class Chatbot:
 
     async def _fact(self, slot: str, found: Retrieval, qvec: np.ndarray) -> tuple[str, Passage] | None:
         """A sentence of the top passages that states the clinic fact asked for, found by meaning and checked."""
-        retriever = self.retriever.current()
+        retriever = await self.retriever.current_async(self.settings.index_timeout)
         if retriever is None or not found.passages:
             return None
         ids = [p.id for p in found.passages[:3]]
-        vectors = await asyncio.to_thread(retriever.reader.sentence_vectors, ids)
+        vectors = await retriever.reader.sentence_vectors_async(ids, self.settings.index_timeout)
         return holds_slot(slot, found.passages[:3], vectors, qvec)
 
     async def _more(self, session: Session, trace: ReplyTrace, say: Phrases, u: Understanding) -> Reply:
@@ -380,15 +387,18 @@ class Chatbot:
         return self._answer_reply(merged, [], u, session, trace, say, parts[0], extra=extra)
 
     async def _retrieve(self, question: str, session: Session, vec: np.ndarray) -> tuple[Retrieval, np.ndarray, str]:
-        retriever = self.retriever.current()  # a stat() of the pointer embedded; a look every 2 s on a server
+        # Every index call is time-limited in its own thread: a paused Chroma server cannot hold the event loop.
+        timeout = self.settings.index_timeout
+        retriever = await self.retriever.current_async(timeout)
         if retriever is None:
             raise IndexUnavailable("no index has been built yet")
-        found = retriever.search(question, vec)
+        lexical = await retriever.lexical_candidates_async(question)
+        found = await retriever.search_async(question, vec, lexical=lexical, timeout=timeout)
         previous = last_question(session)
         if previous and (_is_follow_up(question, retriever) or not found.grounded):
             combined = f"{self._expand(previous)} {question}"
             cvec = await self.embedder.embed_one(combined)
-            again = retriever.search(combined, cvec)
+            again = await retriever.search_async(combined, cvec, timeout=timeout)
             if again.grounded and (not found.grounded or again.confidence >= found.confidence - 0.02
                                    or _is_follow_up(question, retriever)):
                 return again, cvec, combined
@@ -398,13 +408,14 @@ class Chatbot:
                        original: str, u: Understanding, session: Session, notes: list[str],
                        on_sentence: OnSentence | None, shown: set[str] | None = None,
                        max_words: int | None = None) -> Composed:
-        retriever = self.retriever.current()
-        assert retriever is not None
+        retriever = await self.retriever.current_async(self.settings.index_timeout)
+        if retriever is None:
+            raise IndexUnavailable("no index has been built yet")
         ids = [p.id for p in found.passages[:3]]
         reader = retriever.reader
         # Sentence vectors are cached per generation; only a first sight of a passage goes to Chroma.
         vectors = (reader.sentence_vectors(ids) if all(i in reader._sentence_cache for i in ids)
-                   else await asyncio.to_thread(reader.sentence_vectors, ids))
+                   else await reader.sentence_vectors_async(ids, self.settings.index_timeout))
         focus = await self.embedder.embed_one(original) if original != question else None
         extractive = compose(question, qvec, found, vectors, retriever.lexical.rare_weight, focus=focus,
                              qtype=u.qtype, exclude=shown,
@@ -416,7 +427,7 @@ class Chatbot:
 
     def _expand(self, text: str) -> str:
         """The question with the articles' terms for patients' words the articles themselves never use."""
-        current = self.retriever.current() if self.retriever is not None else None
+        current = self.retriever._retriever  # the loaded generation, no I/O: a glossary look-up needs no fresh read
         if current is None:
             return self.glossary.expand(text)
         vocab = current.lexical._vocab_set
@@ -513,16 +524,22 @@ class Chatbot:
         return self.memory.get(message.session_id) or Session(id=_valid_or_new(message.session_id))
 
     async def _remember(self, session: Session, message: IncomingMessage, reply: Reply) -> bool:
-        user_text = safety.redact(normalise(message.text))
-        bot_text = safety.redact(reply.reply)
-        self.memory.add(session.id, user_text, reply.kind, bot_text)
-        if self.store is None or reply.reply_id is None:
-            return False
         unanswered = getattr(reply, "_record_unanswered", None)
-        question = None if unanswered is None else safety.redact(unanswered or normalise(message.text))
+
+        def redact_and_store() -> None:  # redaction is regex work on patient text: off the event loop too
+            user_text = safety.redact(normalise(message.text))
+            bot_text = safety.redact(reply.reply)
+            self.memory.add(session.id, user_text, reply.kind, bot_text)
+            if self.store is None or reply.reply_id is None:
+                raise _NotStored
+            question = None if unanswered is None else safety.redact(unanswered or normalise(message.text))
+            self.store.record_exchange(session.id, message.channel, user_text, reply.kind, bot_text,
+                                       reply_id=reply.reply_id, unanswered_question=question)
+
         try:
-            await asyncio.to_thread(self.store.record_exchange, session.id, message.channel, user_text, reply.kind,
-                                    bot_text, reply_id=reply.reply_id, unanswered_question=question)
+            await asyncio.to_thread(redact_and_store)
+        except _NotStored:
+            return False
         except Exception as exc:
             metrics.STORE_FAILURES.labels("record").inc()
             log.warning("store unavailable: %s", type(exc).__name__)
@@ -533,6 +550,10 @@ class Chatbot:
 
 
 # -- reading the conversation ------------------------------------------------------------------------
+class _NotStored(Exception):
+    """No database to store in: the exchange lives in this process's memory only."""
+
+
 def last_question(session: Session) -> str | None:
     """The patient's most recent message that got an answer or a handoff: the topic of a follow-up."""
     turns = session.turns

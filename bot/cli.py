@@ -44,26 +44,46 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the API (ingesting KNOWLEDGE_DIR first when the index is empty)."""
+    import os
+    import shutil
+
     import uvicorn
 
     from bot.index import IndexStore
-    from bot.middleware import configure_logging
+    from bot.middleware import configure_logging, logging_config
 
     settings = get_settings()
     configure_logging()
     if IndexStore(settings).current() is None and settings.knowledge_dir.exists():
-        cmd_ingest(argparse.Namespace(path=None, json=False))
+        from bot.embeddings import make_embedder
+        from bot.indexing import ingest
+
+        # Logged, not printed: a server's output is JSON lines only.
+        report = ingest(settings.knowledge_dir, IndexStore(settings), make_embedder(settings), progress=False)
+        logging.getLogger("bot.ingest").info("first-start ingest", extra={"ingest": report.as_dict()})
+    # Each ready worker leaves a file here; /health answers 200 only once all of them have.
+    run_dir = settings.data_dir / "run" / str(args.port)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    os.environ["BOT_RUN_DIR"], os.environ["BOT_WORKERS"] = str(run_dir.resolve()), str(args.workers)
+    # multiprocessing's resource tracker (its own process, outside our logging) warns in bare text at shutdown
+    # about semaphores the libraries in the workers leave behind; the OS frees them with the process.
+    os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"),
+                                                           "ignore::UserWarning:multiprocessing.resource_tracker"]))
     if args.workers > 1:
         # Each worker counts in its own process; prometheus-client sums them from files in this folder.
-        import os
-        import shutil
-
         metrics_dir = settings.data_dir / "metrics"
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
+    # log_config: uvicorn applies it in every worker it starts (JSON lines with request ids, warnings included);
+    # proxy headers are the app's business (FORWARDED_ALLOW_IPS, bot.api); a slow client is cut off by
+    # TIMEOUT_KEEP_ALIVE between requests and REQUEST_READ_TIMEOUT within one (bot.middleware).
+    limit_concurrency = args.limit_concurrency if args.limit_concurrency is not None else settings.limit_concurrency
     uvicorn.run("bot.api:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                access_log=False, log_config=None, timeout_keep_alive=30, limit_concurrency=args.limit_concurrency)
+                access_log=False, log_config=logging_config(), proxy_headers=False,
+                timeout_keep_alive=int(settings.timeout_keep_alive), limit_concurrency=limit_concurrency,
+                timeout_graceful_shutdown=int(settings.graceful_timeout))
     return 0
 
 

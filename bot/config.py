@@ -32,7 +32,8 @@ class Settings(BaseSettings):
     chroma_host: str | None = None
     chroma_port: int = 8001
     collection: str = "clinic"
-    database_url: str | None = None
+    # Secrets: they may hold a password (postgresql://user:pw@..., redis://:pw@...); repr and logs show "**********".
+    database_url: SecretStr | None = None
     embedding_model: str = "minilm"
     answer_mode: Literal["extractive", "llm"] = "extractive"
     llm_provider: str = "openai"
@@ -49,7 +50,7 @@ class Settings(BaseSettings):
     messenger_handover_app_id: str = "263902037430900"
     messenger_handover_minutes: int = 60
     messenger_lapse_hours: int = 24
-    redis_url: str | None = None
+    redis_url: SecretStr | None = None
     max_message_chars: int = 2000
     # The longest answer body in words (the articles' sentences, before any booking line); a phone screen's worth.
     answer_max_words: int = 60
@@ -62,7 +63,36 @@ class Settings(BaseSettings):
     # Grounding threshold on the fused retrieval confidence; calibrated by `python -m bot eval`.
     grounded_threshold: float = 0.42
 
-    @field_validator("allowed_origins", mode="before")
+    # --- hardening (issue 15): dependency timeouts, client identity, staff log-ins, serving ------------------------
+    # The rate limiter talks to Redis asynchronously; past this many seconds a check fails open (and is counted in
+    # bot_ratelimit_failures_total), and Redis is left alone for RATE_LIMIT_RETRY_SECONDS before it is tried again.
+    rate_limit_timeout: float = 0.25
+    rate_limit_retry_seconds: float = 5.0
+    # Failed staff log-ins (a wrong or missing bearer token), per client address and for the whole service.
+    rate_limit_staff_failures: str = "10/minute"
+    rate_limit_staff_failures_global: str = "100/minute"
+    # Proxies whose X-Forwarded-For is believed (uvicorn's FORWARDED_ALLOW_IPS: addresses or CIDRs, "*" for any);
+    # empty: the socket's peer is the client. IPv6 clients are limited per /64.
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Seconds any one call to the vector store (a Chroma server) may take inside a request before the request
+    # answers without it; and the budget of each /health check (so /health answers while a dependency hangs).
+    index_timeout: float = 2.0
+    health_check_timeout: float = 0.03
+    # /metrics, /docs, /redoc and /openapi.json: "open", "staff" (bearer STAFF_TOKEN) or "loopback" (127.0.0.1/::1
+    # only); unset means open in development and staff in production.
+    ops_access: Literal["open", "staff", "loopback"] | None = None
+    # Serving (python -m bot serve): connections beyond LIMIT_CONCURRENCY get a 503; idle keep-alive connections
+    # close after TIMEOUT_KEEP_ALIVE seconds; a request's headers and body must arrive within
+    # REQUEST_READ_TIMEOUT seconds (a slow client is cut off instead of holding a connection).
+    limit_concurrency: int | None = 200
+    timeout_keep_alive: float = 5.0
+    request_read_timeout: float = 10.0
+    # On SIGTERM a worker first drains for SHUTDOWN_DRAIN_SECONDS (serves, but /health says 503 and every response
+    # closes its connection), then stops taking connections and waits up to GRACEFUL_TIMEOUT for requests in flight.
+    shutdown_drain_seconds: float = 1.5
+    graceful_timeout: float = 20.0
+
+    @field_validator("allowed_origins", "forwarded_allow_ips", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
@@ -88,7 +118,7 @@ class Settings(BaseSettings):
         bad = [
             name
             for name in ("staff_token",)
-            if _is_placeholder(getattr(self, name))
+            if _is_placeholder(getattr(self, name)) or _weak_staff_token(getattr(self, name))
         ]
         # Messenger secrets only matter once the channel is configured at all.
         messenger = ("messenger_verify_token", "messenger_app_secret", "messenger_page_access_token")
@@ -96,13 +126,22 @@ class Settings(BaseSettings):
             bad += [n for n in messenger if _is_placeholder(getattr(self, n))]
         if bad:
             names = ", ".join(n.upper() for n in bad)
-            raise ValueError(f"ENV=production refuses unset or placeholder secrets: set {names}")
+            raise ValueError(f"ENV=production refuses unset, placeholder or weak secrets: set {names} (STAFF_TOKEN: "
+                             f"at least {STAFF_TOKEN_MIN} random characters, e.g. python3 -c 'import secrets; "
+                             f"print(secrets.token_urlsafe(32))', or sha256:<hex digest of one>)")
         return self
 
     @property
     def sqlalchemy_url(self) -> str:
         """The database URL, defaulting to SQLite under DATA_DIR."""
-        return self.database_url or f"sqlite:///{(self.data_dir / 'bot.sqlite3').resolve()}"
+        if self.database_url is not None and self.database_url.get_secret_value():
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{(self.data_dir / 'bot.sqlite3').resolve()}"
+
+    @property
+    def redis_url_value(self) -> str | None:
+        """The Redis URL (with any password in it), or None."""
+        return self.redis_url.get_secret_value() if self.redis_url is not None else None
 
     @property
     def staff_token_value(self) -> str | None:
@@ -112,6 +151,21 @@ class Settings(BaseSettings):
 
 
 LLM_PROVIDERS = ("openai", "ollama")
+
+
+STAFF_TOKEN_MIN = 32
+
+
+def _weak_staff_token(secret: SecretStr | None) -> bool:
+    """A production staff token must look random: 32+ characters without a repeated unit or few distinct ones
+    ("password1234" x 3 is long but guessable), or the SHA-256 of one ("sha256:" + 64 hex digits)."""
+    if secret is None:
+        return True
+    value = secret.get_secret_value().strip()
+    if re.fullmatch(r"sha256:[0-9a-fA-F]{64}", value):
+        return False
+    repeated = re.fullmatch(r"(.+?)\1+", value) is not None
+    return len(value) < STAFF_TOKEN_MIN or repeated or len(set(value)) < 12 or value.isalpha()
 
 
 def _is_placeholder(secret: SecretStr | None) -> bool:

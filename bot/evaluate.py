@@ -318,7 +318,9 @@ def build_runtime(mode: str | None, embedder: Any = None, database: Path | None 
     if mode:
         update["answer_mode"] = mode
     if database is not None:
-        update["database_url"] = f"sqlite:///{database.resolve()}"
+        from pydantic import SecretStr
+
+        update["database_url"] = SecretStr(f"sqlite:///{database.resolve()}")
     if update:
         settings = settings.model_copy(update=update)
     runtime = Runtime(settings, load_clinic(settings.knowledge_dir))

@@ -6,6 +6,8 @@ pointer, so a running server answers from a complete index until the new one is 
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import logging
 import os
@@ -13,20 +15,43 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import chromadb
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
 from langchain_chroma import Chroma
 
+from bot import metrics
 from bot.config import Settings
 from bot.types import Passage
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Calls to the vector store made for a request run here, never on the event loop and never in asyncio's default
+# pool: a Chroma server that stops answering ties up these threads only (until the HTTP timeout below), while
+# each request waits at most INDEX_TIMEOUT for them and then answers without the index.
+_IO = ThreadPoolExecutor(max_workers=8, thread_name_prefix="index-io")
+# Socket timeout of the Chroma HTTP client (chromadb's own is none at all: a paused server held a thread forever).
+# Longer than a request's budget: an ingest writes big batches.
+CHROMA_HTTP_TIMEOUT = 30.0
+
+
+async def run_index_call(fn: Callable[..., T], *args: Any, timeout: float) -> T:
+    """Run a blocking vector-store call in the index threads; IndexUnavailable when it takes over `timeout` s."""
+    loop = asyncio.get_running_loop()
+    job = loop.run_in_executor(_IO, functools.partial(fn, *args))
+    try:
+        return await asyncio.wait_for(job, timeout)
+    except TimeoutError as exc:  # the thread finishes (or times out) on its own; the request goes on without it
+        metrics.DEPENDENCY_TIMEOUTS.labels("index").inc()
+        raise IndexUnavailable(f"the vector store did not answer within {timeout:g} s") from exc
 
 _COSINE = {"hnsw": {"space": "cosine"}}
 # Embedded generations up to this size are searched exactly in memory (about 30 MB of vectors at the limit);
@@ -59,6 +84,7 @@ class IndexReader:
     _sentence_cache: dict[str, SentenceVectors] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.timeout = 2.0  # seconds a dense query may take inside a request (IndexStore sets INDEX_TIMEOUT)
         self.by_id = {p.id: p for p in self.passages}
         self._ids: list[str] = []
         self._matrix: np.ndarray | None = None
@@ -85,6 +111,17 @@ class IndexReader:
             k = min(k, len(self._ids))
             top = np.argpartition(-sims, k - 1)[:k]
             return [(self._ids[i], float(sims[i])) for i in top[np.argsort(-sims[top])]]
+        if _on_event_loop():
+            # A caller on the event loop (it should use dense_async): at most `timeout` of a frozen loop, not the
+            # HTTP timeout's.
+            try:
+                return _IO.submit(self._query, vector, k).result(timeout=self.timeout)
+            except FuturesTimeout as exc:
+                metrics.DEPENDENCY_TIMEOUTS.labels("index").inc()
+                raise IndexUnavailable(f"the vector store did not answer within {self.timeout:g} s") from exc
+        return self._query(vector, k)
+
+    def _query(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
         # The raw collection query, not LangChain's similarity_search_by_vector: that one also fetches
         # documents and metadata we already hold in memory, 0.5 ms per query measured here.
         try:
@@ -95,6 +132,24 @@ class IndexReader:
         # Chroma's cosine space returns distance = 1 - cosine.
         return [(i, 1.0 - float(d)) for i, d in zip(got["ids"][0], got["distances"][0], strict=True)
                 if i in self.by_id]
+
+    @property
+    def remote(self) -> bool:
+        """Whether a dense query goes over the network (a Chroma server, or a generation too big for memory)."""
+        return self._matrix is None
+
+    async def dense_async(self, vector: np.ndarray, k: int, timeout: float) -> list[tuple[str, float]]:
+        """`dense` without blocking the event loop: in memory directly, otherwise in the index threads with a
+        time limit (IndexUnavailable past it)."""
+        if not self.remote or not self.passages:
+            return self.dense(vector, k)
+        return await run_index_call(self.dense, vector, k, timeout=timeout)
+
+    async def sentence_vectors_async(self, ids: Sequence[str], timeout: float) -> dict[str, SentenceVectors]:
+        """`sentence_vectors` without blocking the event loop; cached passages need no call at all."""
+        if all(i in self._sentence_cache for i in ids):
+            return {i: self._sentence_cache[i] for i in ids}
+        return await run_index_call(self.sentence_vectors, ids, timeout=timeout)
 
     def sentence_vectors(self, ids: Sequence[str]) -> dict[str, SentenceVectors]:
         """Sentences and vectors of the given passages, fetched once per generation and cached."""
@@ -165,9 +220,11 @@ class IndexStore:
         if self.server:
             if self._server_client is None:
                 try:
-                    self._server_client = chromadb.HttpClient(
+                    client = chromadb.HttpClient(
                         host=self.settings.chroma_host or "", port=self.settings.chroma_port,
                         settings=ChromaSettings(anonymized_telemetry=False))
+                    _set_http_timeout(client, CHROMA_HTTP_TIMEOUT)
+                    self._server_client = client
                 except Exception as exc:
                     raise IndexUnavailable(f"Chroma server unreachable: {exc}") from exc
             return self._server_client
@@ -248,6 +305,7 @@ class IndexStore:
         meta = col.metadata or {}
         reader = IndexReader(generation, str(meta.get("model", "")), str(meta.get("built_at", "")),
                              passages, store, sentences)
+        reader.timeout = self.settings.index_timeout
         if not self.server and len(passages) <= IN_MEMORY_MAX:
             reader.hold_in_memory()
         return reader
@@ -310,6 +368,25 @@ class IndexStore:
         if self.server or not self.root.exists():
             return 0
         return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _set_http_timeout(client: Any, seconds: float) -> None:
+    """Give chromadb's HTTP session a timeout (it is created with none)."""
+    import httpx
+
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    if isinstance(session, httpx.Client):
+        session.timeout = httpx.Timeout(seconds, connect=min(seconds, 5.0))
+    else:  # a chromadb upgrade moved it: say so rather than hang silently
+        log.warning("cannot set the Chroma client's HTTP timeout (chromadb internals changed)")
 
 
 def _get_all(collection: Any, include: list[str], page: int = 5000) -> dict[str, list[Any]]:

@@ -36,15 +36,18 @@ MAX_TOKENS = 300
 # `max_completion_tokens` that ChatOpenAI sends, and a base model never stops by itself.
 MAX_ANSWER_CHARS = 1400
 # A model that starts writing our delimiters or a new chat turn has finished its answer (or is echoing an
-# injected one): nothing after that point is read.
-_ECHO = re.compile(r"</?\s*(?:question|sources?)\b|<(?:start|end)_of_turn>|</s>|<\|im_(?:start|end)\|>|"
-                   r"^\s*(?:question|patient|user|human|sources?)\s*:|^\s*#{1,4}\s*(?:instruction|input|response)\b",
-                   re.I | re.M)
+# injected one): nothing after that point is read. Every match lies within one line and is at most ECHO_SPAN
+# characters long, so each streamed chunk is scanned from just before it, not from the start (`\s*` after `^`
+# used to run across every following blank line: 154 ms on 2,000 newlines, and again for every chunk).
+_ECHO = re.compile(r"</?[ \t]{0,16}(?:question|sources?)\b|<(?:start|end)_of_turn>|</s>|<\|im_(?:start|end)\|>|"
+                   r"^[ \t]{0,16}(?:question|patient|user|human|sources?)[ \t]{0,16}:|"
+                   r"^[ \t]{0,16}#{1,4}[ \t]{0,16}(?:instruction|input|response)\b", re.I | re.M)
+ECHO_SPAN = 64
 # Small models often wrap their answer in the prompt's own tag: that opening tag is markup, not an echo.
 _WRAPPER = re.compile(r"^\s*<\s*(?:source|answer)\b[^>\n]*>\s*", re.I)
 _PENDING_TAG = re.compile(r"^\s*<[^>\n]{0,80}$")
 _MARKER = re.compile(r"\[\s*(\d{1,2}(?:\s*[,;]\s*\d{1,2})*)\s*\]")
-_MARKDOWN = re.compile(r"\*\*|__|`|^#+\s*|^\s*(?:answer|a)\s*:\s*", re.I | re.M)
+_MARKDOWN = re.compile(r"\*\*|__|`|^#+[ \t]*|^[ \t]*(?:answer|a)[ \t]*:[ \t]*", re.I | re.M)
 FallbackReason = Literal["timeout", "error", "too_little_supported"]
 
 
@@ -189,7 +192,7 @@ class LLMComposer:
     async def _produce(self, question: str, passages: list[Passage],
                        queue: asyncio.Queue[_Checked | Exception | None]) -> None:
         try:
-            raw, done = "", 0
+            raw, done, scanned = "", 0, 0
             messages = render_messages(question, passages)
             stream = cast("AsyncGenerator[BaseMessageChunk, None]", self.model.astream(messages))
             # aclosing: leaving early closes the HTTP stream, and llama.cpp's server stops generating.
@@ -198,7 +201,8 @@ class LLMComposer:
                     raw += chunk.text
                     if _PENDING_TAG.match(raw):
                         continue  # a tag is opening the answer: wrapper or echo, known once it is complete
-                    start, cut = _answer_span(raw)
+                    start, cut = _answer_span(raw, scanned)
+                    scanned = max(0, len(raw) - ECHO_SPAN)  # no echo starts before this: only new text is read
                     pieces = _pieces(raw[start:cut])
                     # The last piece may still be growing: it is verified once it visibly ends.
                     ended = cut < len(raw) or ends_sentence(raw[start:cut])
@@ -222,11 +226,14 @@ class LLMComposer:
         await queue.put(_Checked(verdict, markers))
 
 
-def _answer_span(raw: str) -> tuple[int, int]:
-    """Where the answer starts (after a wrapping tag) and stops (an echoed delimiter or turn, or the cap)."""
+def _answer_span(raw: str, scanned: int = 0) -> tuple[int, int]:
+    """Where the answer starts (after a wrapping tag) and stops (an echoed delimiter or turn, or the cap).
+
+    `scanned`: the caller already knows no echo starts before this offset (the previous chunk's scan).
+    """
     wrapper = _WRAPPER.match(raw)
     start = wrapper.end() if wrapper else 0
-    m = _ECHO.search(raw, start)
+    m = _ECHO.search(raw, max(start, scanned))
     return start, min(m.start() if m else len(raw), start + MAX_ANSWER_CHARS)
 
 

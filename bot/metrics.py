@@ -18,3 +18,9 @@ INDEX_FAILURES = Counter("bot_index_failures_total", "Retrievals that failed bec
 LLM_FALLBACKS = Counter("bot_llm_fallbacks_total", "LLM answers replaced by the extractive one", ["reason"])
 LLM_DROPPED = Counter("bot_llm_sentences_dropped_total", "LLM sentences dropped by the verifier")
 MESSENGER_SEND_FAILURES = Counter("bot_messenger_send_failures_total", "Send API calls that failed", ["code"])
+RATE_LIMIT_FAILURES = Counter("bot_ratelimit_failures_total",
+                              "Rate-limit checks that failed open (limiter store timed out, errored or was skipped)",
+                              ["reason"])
+STAFF_AUTH_FAILURES = Counter("bot_staff_auth_failures_total", "Staff requests with a missing or wrong token")
+DEPENDENCY_TIMEOUTS = Counter("bot_dependency_timeouts_total", "Calls to a dependency that ran out of time",
+                              ["dependency"])

@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
-import difflib
+import asyncio
 import logging
 import re
 import threading
 import time
+from collections import defaultdict
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import bm25s
 import numpy as np
 import Stemmer
+from rapidfuzz import fuzz, process
+from rapidfuzz.distance import OSA
 
-from bot.index import IndexReader
+from bot.index import IndexReader, run_index_call
 from bot.types import Passage
 
 # bm25s sets its own logger to DEBUG on import and logs every index build: keep it to warnings.
 logging.getLogger("bm25s").setLevel(logging.WARNING)
+log = logging.getLogger(__name__)
 
 RRF_K = 60
 CANDIDATES = 20
+# Spelling correction, BM25 and fusion run here when called from the event loop (CPU work, a few ms at most).
+_CPU = ThreadPoolExecutor(max_workers=2, thread_name_prefix="retrieval")
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 # Question and chat words that say nothing about a topic ("how do you even SAY psoas").
 _STOP = set(bm25s.stopwords.STOPWORDS_EN) | {
@@ -32,10 +40,14 @@ _STOP = set(bm25s.stopwords.STOPWORDS_EN) | {
 _stemmer = Stemmer.Stemmer("english")
 
 
+def words(text: str) -> list[str]:
+    """Lower-case words without stop words, before stemming (what spelling correction compares)."""
+    return [w for w in _TOKEN.findall(text.lower().replace("’", "'")) if w not in _STOP and len(w) > 1]
+
+
 def tokenize(text: str) -> list[str]:
     """Lower-case word stems without stop words; the same for passages and queries."""
-    words = [w for w in _TOKEN.findall(text.lower().replace("’", "'")) if w not in _STOP and len(w) > 1]
-    return _stemmer.stemWords(words)
+    return _stemmer.stemWords(words(text))
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -56,6 +68,47 @@ def _swapped(a: str, b: str) -> bool:
     diff = [i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y]
     return (len(a) == len(b) and len(diff) == 2 and diff[1] == diff[0] + 1
             and (a[diff[0]], a[diff[1]]) == (b[diff[1]], b[diff[0]]))
+
+
+class Speller:
+    """Closest vocabulary word to a misspelled one, by rapidfuzz over an index of the vocabulary itself.
+
+    Nothing is cached per query: the only keys held are the corpus's own words (grouped by first letter, and by
+    all-but-the-first letter for a lost first letter), so patients' words leave memory with their request. At
+    20k words a look-up compares against one first-letter group in C++ (difflib over every stem took 60-67 ms).
+    """
+
+    def __init__(self, vocab: Iterable[str]) -> None:
+        self.vocab = set(vocab)
+        groups: dict[str, list[str]] = defaultdict(list)
+        for w in sorted(self.vocab):
+            groups[w[0]].append(w)
+        self._by_initial = dict(groups)
+        self._by_tail = {w[1:]: w for w in sorted(self.vocab, reverse=True) if len(w) > 4}
+
+    def closest(self, token: str) -> str | None:
+        """The vocabulary word one slip away (two in a long word), or None.
+
+        A typo is one slip in a word of four letters or more ("psaos", "releese"; two in a long one), and rarely a
+        new first letter: two edits, or a new first letter, turn one real word into another ("tight" -> "thigh",
+        "right"; "longer" -> "long").
+        """
+        if len(token) < 4:
+            return None
+        allowed = 1 if len(token) < 8 else 2
+        found = process.extract(token, self._by_initial.get(token[0], ()), scorer=OSA.distance,
+                                score_cutoff=allowed, limit=8)
+        candidates = [(int(d), c) for c, d, _ in found]
+        for c in (self._by_tail.get(token), token[1:]):  # "soas" -> "psoas"; "ppsoas" -> "psoas"
+            if c and c in self.vocab:
+                candidates.append((OSA.distance(token, c), c))
+        for dist, c in sorted(candidates, key=lambda dc: (dc[0], -fuzz.ratio(token, dc[1]), dc[1])):
+            # A swap of neighbours ("psao" -> "psoa") is one slip, though it scores low on the ratio.
+            near = fuzz.ratio(token, c) >= 80 or _swapped(token, c)
+            same_start = token[0] == c[0] or token == c[1:] or token[1:] == c
+            if near and same_start and dist <= allowed and c != token:
+                return c
+        return None
 
 
 @dataclass
@@ -87,40 +140,39 @@ class LexicalIndex:
         if passages:
             self._bm25.index(docs, show_progress=False)
         self._lock = threading.Lock()
-        self._fix_cache: dict[str, str | None] = {}
+        # The corpus's words before stemming, and the stem of each: a typo is corrected as the word it is
+        # ("tightnes" -> "tightness" -> "tight"), not as its stem ("tightn", which matches nothing).
+        surface = {w for p in passages for w in words(f"{p.title} {p.section} {p.text}")}
+        self._stem_of = dict(zip(sorted(surface), _stemmer.stemWords(sorted(surface)), strict=True))
+        self._words = Speller(surface)
+        self._stems = Speller(self.vocab)
+
+    def terms(self, query: str) -> list[str]:
+        """The query's stems, each misspelled word first corrected against the corpus's own words."""
+        out = []
+        for w, stem in zip(ws := words(query), _stemmer.stemWords(ws), strict=True):
+            if stem in self._vocab_set:
+                out.append(stem)
+                continue
+            fixed = self._words.closest(w)
+            if fixed is not None:
+                out.append(self._stem_of[fixed])
+            else:
+                out.extend(self.correct([stem]))
+        return out
 
     def correct(self, tokens: list[str]) -> list[str]:
-        """Map misspelled query words onto the corpus vocabulary ("psaos" -> "psoa")."""
+        """Map misspelled stems onto the corpus's stems ("psao" -> "psoa"); unknown ones are dropped."""
         out = []
         for t in tokens:
-            if t in self._vocab_set:
-                out.append(t)
-                continue
-            if t not in self._fix_cache:
-                self._fix_cache[t] = self._closest(t)
-            fixed = self._fix_cache[t]
+            fixed = t if t in self._vocab_set else self._stems.closest(t)
             if fixed:
                 out.append(fixed)
         return out
 
-    def _closest(self, token: str) -> str | None:
-        # A typo is one slip in a word of four letters or more ("psaos", "releese"; two in a long one), and rarely a
-        # new first letter: two edits, or a new first letter, turn one real word into another ("tight" -> "thigh",
-        # "right"; "longer" -> "long").
-        if len(token) < 4:
-            return None
-        allowed = 1 if len(token) < 8 else 2
-        for c in difflib.get_close_matches(token, self.vocab, n=5, cutoff=0.7):
-            # A swap of neighbours ("psao" -> "psoa") is one slip, though it scores low on the ratio.
-            near = difflib.SequenceMatcher(None, token, c).ratio() >= 0.8 or _swapped(token, c)
-            same_start = token[0] == c[0] or token == c[1:] or token[1:] == c
-            if near and same_start and edit_distance(token, c) <= allowed:
-                return c
-        return None
-
     def search(self, query: str, k: int) -> list[tuple[str, float]]:
         """Top-k (id, BM25 score) for a query; empty when no query word is in the corpus."""
-        tokens = self.correct(tokenize(query))
+        tokens = self.terms(query)
         if not tokens or not self.ids:
             return []
         with self._lock:  # bm25s keeps per-call state; one query at a time
@@ -137,7 +189,7 @@ class LexicalIndex:
     def rare_weight(self, query: str, passage: Passage) -> float:
         """Evidence from the query's words in a passage: 1 per rare word (in at most 2 passages), 1/3 per
         word in under half of them; common words say nothing about which passage answers."""
-        tokens = set(self.correct(tokenize(query)))
+        tokens = set(self.terms(query))
         ptoks = self._passage_tokens(passage)
         half = max(1, len(self.ids) // 2)
         weight = 0.0
@@ -158,7 +210,7 @@ class LexicalIndex:
 
     def informative_hits(self, query: str, passage: Passage) -> int:
         """How many of the query's rarer words (in under half the passages) the passage contains."""
-        tokens = set(self.correct(tokenize(query)))
+        tokens = set(self.terms(query))
         if not tokens:
             return 0
         ptoks = self._passage_tokens(passage)
@@ -178,11 +230,28 @@ class Retriever:
         """The BM25 half of a search, which needs no vector (the pipeline runs it while embedding)."""
         return self.lexical.search(query, CANDIDATES)
 
+    async def lexical_candidates_async(self, query: str) -> list[tuple[str, float]]:
+        """`lexical_candidates` in the retrieval thread: spelling correction and BM25 never hold the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(_CPU, self.lexical_candidates, query)
+
+    async def search_async(self, query: str, vector: np.ndarray | None, k: int = 5, mode: str = "hybrid",
+                           lexical: list[tuple[str, float]] | None = None, *, timeout: float = 2.0) -> Retrieval:
+        """`search` for the event loop: the dense query (a Chroma server's) runs in the index threads within
+        `timeout` seconds (IndexUnavailable past it), BM25 and fusion in the retrieval thread."""
+        dense: list[tuple[str, float]] = []
+        if mode != "bm25" and vector is not None:
+            dense = await self.reader.dense_async(vector, CANDIDATES, timeout)
+        return await asyncio.get_running_loop().run_in_executor(
+            _CPU, lambda: self.search(query, vector, k, mode, lexical, dense=dense))
+
     def search(self, query: str, vector: np.ndarray | None, k: int = 5, mode: str = "hybrid",
-               lexical: list[tuple[str, float]] | None = None) -> Retrieval:
-        """Fuse dense and BM25 rankings; `mode` is hybrid, dense or bm25 (for the evaluation)."""
+               lexical: list[tuple[str, float]] | None = None,
+               dense: list[tuple[str, float]] | None = None) -> Retrieval:
+        """Fuse dense and BM25 rankings; `mode` is hybrid, dense or bm25 (for the evaluation). `dense`: the dense
+        ranking when the caller already has it (search_async)."""
         started = time.perf_counter()
-        dense = self.reader.dense(vector, CANDIDATES) if mode != "bm25" and vector is not None else []
+        if dense is None:
+            dense = self.reader.dense(vector, CANDIDATES) if mode != "bm25" and vector is not None else []
         if mode == "dense":
             lexical = []
         elif lexical is None:
@@ -222,16 +291,45 @@ class LiveRetriever:
         self._retriever: Retriever | None = None
         self._stamp: float | None = None
         self._lock = threading.Lock()
+        self._refreshing = threading.Lock()
 
     def current(self) -> Retriever | None:
         """The retriever to use now (None before the first ingest); reloads when the pointer moved.
 
-        Raises IndexUnavailable when the store cannot be read (a Chroma server that is down).
+        On a Chroma server, once a generation is open, the pointer is re-read in the background (one index
+        thread at a time) and the open generation keeps answering meanwhile: a server that hangs never holds the
+        caller. Raises IndexUnavailable when the store cannot be read and nothing is open yet.
         """
         stamp = self.store.pointer_stamp()
-        if stamp != self._stamp:
-            self.reload(stamp)
+        if stamp == self._stamp:
+            return self._retriever
+        if self.store.server and self._retriever is not None:
+            if self._refreshing.acquire(blocking=False):
+                try:
+                    from bot.index import _IO
+
+                    _IO.submit(self._refresh, stamp)
+                except BaseException:
+                    self._refreshing.release()
+                    raise
+            return self._retriever
+        self.reload(stamp)
         return self._retriever
+
+    def _refresh(self, stamp: float) -> None:
+        try:
+            self.reload(stamp)
+        except Exception as exc:  # the open generation keeps answering; the next look tries again
+            log.warning("index pointer refresh failed: %s", type(exc).__name__)
+        finally:
+            self._refreshing.release()
+
+    async def current_async(self, timeout: float = 2.0) -> Retriever | None:
+        """`current` for the event loop: any store read runs in the index threads within `timeout` seconds
+        (IndexUnavailable past it); an open generation on a server is returned at once (see `current`)."""
+        if self._retriever is not None and (self.store.server or self.store.pointer_stamp() == self._stamp):
+            return self.current()
+        return await run_index_call(self.current, timeout=timeout)
 
     def reload(self, stamp: float | None = None) -> None:
         """Open the published generation; the old retriever keeps serving until the new one is ready."""

@@ -7,7 +7,9 @@ import re
 # Full stops that do not end a sentence. Anchored so that "arms." or "best." are not read as "Ms." / "St.".
 _ABBREV = re.compile(r"(?<![\w.])(?i:e\.g|i\.e|etc|vs|cf|approx|dr|mr|mrs|ms|prof|st|jr|sr|fig|a\.m|p\.m|"
                      r"u\.s|inc|ltd)\.|(?<![\w.])No\.(?=\s*\d)|(?<![\w.])[A-Z]\.(?=\s+[A-Z])")
-_BOUNDARY = re.compile(r"([.!?…]+[\"'”’)\]]*)\s+(?=[\"'“‘(\[]*[A-Z0-9])")
+# Tried only where a run of stops begins, and possessive (stops, closers and spaces never overlap): a message of
+# 2,000 "…" took 68 ms when every position of the run backtracked through the rest of it.
+_BOUNDARY = re.compile(r"(?<![.!?…])([.!?…]++[\"'”’)\]]*+)\s+(?=[\"'“‘(\[]*+[A-Z0-9])")
 _BULLET = re.compile(r"^\s*(?:[-*•+]|\d{1,2}[.)])\s+")
 _HOLD = "\u2063"  # invisible separator: stands in for a protected full stop while splitting
 

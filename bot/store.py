@@ -212,7 +212,7 @@ class Store:
         if rating not in ("up", "down"):
             raise ValueError(f"rating must be 'up' or 'down', not {rating!r}")
         with self._tx() as conn:
-            bot = conn.execute(select(turns.c.id, turns.c.session_id, turns.c.kind, turns.c.text)
+            bot = conn.execute(select(turns.c.id, turns.c.session_id, turns.c.kind, turns.c.text, turns.c.created_at)
                                .where(turns.c.reply_id == reply_id)).first()
             if bot is None:
                 return False
@@ -222,7 +222,8 @@ class Store:
                                    .order_by(turns.c.id.desc()).limit(1))
             conn.execute(feedback.insert().values(reply_id=reply_id, rating=rating, comment=comment,
                                                   reply_kind=bot.kind, reply_text=bot.text, question=question,
-                                                  created_at=now()))
+                                                  # The copy expires with the reply it copies, not 30 days later.
+                                                  created_at=_utc(bot.created_at) or now()))
         return True
 
     # -- staff views -----------------------------------------------------------------------------------------------

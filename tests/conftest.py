@@ -44,7 +44,9 @@ def make_settings(data_dir: Path, **overrides: object):  # type: ignore[no-untyp
     values: dict[str, object] = {"data_dir": data_dir, "knowledge_dir": KNOWLEDGE, "staff_token": STAFF_TOKEN,
                                  "database_url": None, "chroma_host": None, "redis_url": None,
                                  # Tests talk from one address; limits get their own tests.
-                                 "rate_limit_chat": "100000/minute", "rate_limit_search": "100000/minute"}
+                                 "rate_limit_chat": "100000/minute", "rate_limit_search": "100000/minute",
+                                 "rate_limit_staff_failures": "100000/minute",
+                                 "rate_limit_staff_failures_global": "100000/minute"}
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
@@ -127,6 +129,7 @@ class LiveServer:
         self.data_dir = data_dir
         full_env = {**os.environ, "DATA_DIR": str(data_dir), "KNOWLEDGE_DIR": str(KNOWLEDGE),
                     "RATE_LIMIT_CHAT": "100000/minute", "RATE_LIMIT_SEARCH": "100000/minute",
+                    "RATE_LIMIT_STAFF_FAILURES": "100000/minute", "RATE_LIMIT_STAFF_FAILURES_GLOBAL": "100000/minute",
                     "STAFF_TOKEN": STAFF_TOKEN, "ALLOWED_ORIGINS": self.url, **(env or {})}
         self.log = data_dir.parent / f"server-{self.port}.log"
         self._fh = self.log.open("wb")
@@ -170,3 +173,46 @@ def live_server(tmp_path_factory: pytest.TempPathFactory, built_index: Path) -> 
         yield server
     finally:
         server.stop()
+
+
+class SilentServer:
+    """A TCP stand-in for a dependency that accepts connections and never answers (a hung Redis, say)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(256)
+        self.port = int(self.sock.getsockname()[1])
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self._held.append(conn)  # read nothing, answer nothing, close nothing
+
+    def close(self) -> None:
+        """Stop accepting and drop every held connection."""
+        self._stop.set()
+        self._thread.join(2)
+        for conn in self._held:
+            conn.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def silent_server() -> Iterator[SilentServer]:
+    """A server that accepts and never answers."""
+    server = SilentServer()
+    try:
+        yield server
+    finally:
+        server.close()

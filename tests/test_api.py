@@ -123,7 +123,6 @@ def test_bad_chat_input_is_a_clear_4xx(client, payload: dict, fragment: str) -> 
         (b"{not json", "application/json"),
         (b'{"message": "caf\xe9"}', "application/json"),  # invalid UTF-8
         (b"", "application/json"),
-        (b"message=hi", "application/x-www-form-urlencoded"),
         (b'["a list"]', "application/json"),
     ],
 )
@@ -242,16 +241,6 @@ def test_metrics_count_replies_by_kind(client) -> None:  # type: ignore[no-untyp
     assert "bot_index_passages" in text
 
 
-def test_curl_style_json_without_content_type_is_read_as_json(client) -> None:  # type: ignore[no-untyped-def]
-    # The README's `curl -d '{...}'` sends application/x-www-form-urlencoded.
-    resp = client.post("/search", content=b'{"query":"how long is the psoas"}', headers={
-        "Authorization": f"Bearer {STAFF_TOKEN}", "Content-Type": "application/x-www-form-urlencoded"})
-    assert resp.status_code == 200 and "16 inches" in resp.json()["results"][0]["text"]
-    chat_resp = client.post("/chat", content=b'{"message":"what is the psoas"}',
-                            headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert chat_resp.status_code == 200 and chat_resp.json()["kind"] == "answer"
-
-
 def test_delete_session_forgets_the_conversation(client) -> None:  # type: ignore[no-untyped-def]
     """The widget's "Clear conversation": the stored turns go, and the id no longer continues anything."""
     first = chat(client, "tell me about the psoas")
@@ -285,3 +274,77 @@ def test_cors_lets_the_widget_clear_a_session_and_read_retry_after(client) -> No
     assert pre.status_code == 200 and "DELETE" in pre.headers["access-control-allow-methods"]
     resp = client.post("/chat", json={"message": "hi"}, headers={"Origin": origin})
     assert "retry-after" in resp.headers["access-control-expose-headers"].lower()
+
+
+@pytest.mark.parametrize("path", ["/chat", "/chat/stream", "/feedback", "/search"])
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data",
+                                          None])
+def test_json_routes_refuse_other_content_types(client, path: str, content_type: str | None) -> None:  # type: ignore[no-untyped-def]
+    # A cross-site form or text/plain POST needs no CORS pre-flight: it must not reach a JSON route.
+    headers = {"Authorization": f"Bearer {STAFF_TOKEN}"}
+    if content_type:
+        headers["Content-Type"] = content_type
+    resp = client.post(path, content=b'{"message":"what is the psoas","query":"psoas"}', headers=headers)
+    assert resp.status_code == 415 and "Content-Type: application/json" in resp.json()["detail"]
+    ok = client.post("/chat", content=b'{"message":"what is the psoas"}',
+                     headers={"Content-Type": "application/json; charset=utf-8"})
+    assert ok.status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/chat", "/feedback", "/search"])
+def test_chunked_body_over_the_cap_is_413(client, path: str) -> None:  # type: ignore[no-untyped-def]
+    def chunks():  # type: ignore[no-untyped-def]
+        yield b'{"message": "'
+        for _ in range(100):
+            yield b"a" * 1000
+        yield b'"}'
+
+    resp = client.post(path, content=chunks(), headers={"Content-Type": "application/json",
+                                                        "Authorization": f"Bearer {STAFF_TOKEN}"})
+    assert "content-length" not in {k.lower() for k in resp.request.headers}  # really chunked
+    assert resp.status_code == 413 and "limit" in resp.json()["detail"]
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/docs", "/redoc", "/openapi.json"])
+def test_ops_routes_can_require_the_staff_token_or_loopback(make_client, data_dir, path: str) -> None:  # type: ignore[no-untyped-def]
+    staff = make_client(data_dir, ops_access="staff")
+    assert staff.get(path).status_code == 401
+    assert staff.get(path, headers={"Authorization": "Bearer wrong-token-0123456789"}).status_code == 401
+    assert staff.get(path, headers={"Authorization": f"Bearer {STAFF_TOKEN}"}).status_code == 200
+    loopback = make_client(data_dir, ops_access="loopback")
+    assert loopback.get(path).status_code == 403  # the test client is not 127.0.0.1
+    assert loopback.get("/health").status_code == 200 and staff.get("/health").status_code == 200
+
+
+def test_production_defaults_ops_routes_to_staff_only() -> None:
+    from bot.api import OpsGuard
+    from bot.config import Settings
+
+    prod = Settings(_env_file=None, env="production", staff_token="Zq8-vN3xK0pL7rT2mW9yB4cF6hJ1sD5gA")  # type: ignore[call-arg]
+    assert OpsGuard(None, prod).mode == "staff"
+    assert OpsGuard(None, Settings(_env_file=None)).mode == "open"  # type: ignore[call-arg]
+
+
+def test_docs_have_their_own_csp_and_pages_keep_the_strict_one(client) -> None:  # type: ignore[no-untyped-def]
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "cdn.jsdelivr.net" in docs.headers["content-security-policy"]
+    assert "cdn.jsdelivr.net" in client.get("/redoc").headers["content-security-policy"]
+    page = client.get("/").headers["content-security-policy"]
+    assert "unsafe-inline" not in page and "jsdelivr" not in page
+
+
+def test_failed_start_does_not_echo_the_exception_text(make_client, data_dir) -> None:  # type: ignore[no-untyped-def]
+    from bot.api import Runtime
+    from bot.config import load_clinic
+    from tests.conftest import KNOWLEDGE, make_settings
+
+    runtime = Runtime(make_settings(data_dir), load_clinic(KNOWLEDGE))
+
+    class Broken:
+        name = "broken"
+
+        def embed(self, texts):  # type: ignore[no-untyped-def]
+            raise RuntimeError("cannot connect to postgresql://bot:hunter2pw@db/bot")
+
+    runtime.load(Broken())  # type: ignore[arg-type]
+    assert runtime.error is not None and "hunter2pw" not in runtime.error and "RuntimeError" in runtime.error

@@ -66,3 +66,16 @@ def test_dockerfile_runs_what_the_readme_runs() -> None:
     assert '"-m", "bot", "ingest"' in compose and '"-m", "bot", "serve"' in compose
     readme = (ROOT / "README.md").read_text()
     assert "make run" in readme and "make test" in readme
+
+
+def test_optional_proxy_cuts_off_slow_clients_and_owns_forwarded_for() -> None:
+    out = _compose({"POSTGRES_PASSWORD": "pw-for-test", "STAFF_TOKEN": "token-for-test-0123456789",
+                    "COMPOSE_PROFILES": "proxy"})
+    assert out.returncode == 0, out.stderr
+    services = yaml.safe_load(out.stdout)["services"]
+    assert re.fullmatch(r"nginx:\d+\.\d+\.\d+-alpine", services["proxy"]["image"])
+    assert "FORWARDED_ALLOW_IPS" in services["bot"]["environment"]
+    conf = (ROOT / "deploy" / "nginx.conf").read_text()
+    for directive in ("client_header_timeout", "client_body_timeout", "keepalive_timeout", "client_max_body_size",
+                      "limit_conn", "proxy_set_header X-Forwarded-For $remote_addr"):
+        assert directive in conf, directive

@@ -96,12 +96,14 @@ def test_typos_are_corrected_against_the_vocabulary(retriever: Retriever, typo: 
                                             ("iliopsaos", "iliopsoa")])
 def test_one_slip_is_corrected(retriever: Retriever, word: str, fixed: str) -> None:
     assert retriever.lexical.correct(tokenize(word)) == [fixed]
+    assert retriever.lexical.terms(word) == [fixed]
 
 
 @pytest.mark.parametrize("word", ["tight", "longer", "toilet", "should", "night", "owner", "fever"])
 def test_real_words_are_not_corrected_into_other_words(retriever: Retriever, word: str) -> None:
     # "a tight psoas" is not "a thigh psoas": two edits or a new first letter make a different word, not a typo.
     assert retriever.lexical.correct(tokenize(word)) == [], word
+    assert retriever.lexical.terms(word) == [], word  # nor as a word, before stemming
 
 
 @pytest.mark.parametrize("query", ["tell me about the psoas", "i just want to know, besides stretching, what helps"])
@@ -135,3 +137,52 @@ def test_in_memory_exact_search_matches_chroma(built_index: Path, embedder) -> N
         a, b = held.dense(v, 5), chroma.dense(v, 5)
         assert [i for i, _ in a] == [i for i, _ in b]
         assert all(abs(x - y) < 1e-4 for (_, x), (_, y) in zip(a, b, strict=True))
+
+
+def _synthetic_lexical(n_words: int, extra: str = ""):  # type: ignore[no-untyped-def]
+    import random
+    import string
+
+    from bot.retrieval import LexicalIndex
+    from bot.types import Passage
+
+    rng = random.Random(15)
+    vocab = sorted({"".join(rng.choices(string.ascii_lowercase, k=rng.randint(5, 11))) for _ in range(n_words)})
+    per = 200
+    passages = [Passage(id=f"p{n}", text=" ".join(vocab[s:s + per]) + (f" {extra}" if n == 0 else ""), title="t",
+                        section="s", source="x.md", url="") for n, s in enumerate(range(0, len(vocab), per))]
+    return LexicalIndex(passages), vocab
+
+
+def test_a_typo_is_corrected_as_a_word_before_stemming() -> None:
+    lexical, _ = _synthetic_lexical(400, extra="muscle tightness and release")
+    # "tightnes" stems to "tightn", which no passage holds; as a word it is one slip from "tightness".
+    assert lexical.terms("tightnes") == ["tight"]
+    assert lexical.terms("musle tightnes") == ["muscl", "tight"]
+    assert lexical.search("tightnes", 3)[0][0] == "p0"
+
+
+def test_spelling_correction_is_fast_at_20k_words_and_keeps_no_patient_words() -> None:
+    import random
+    import string
+    import time
+
+    lexical, vocab = _synthetic_lexical(20_000)
+    assert len(lexical.vocab) > 15_000
+    rng = random.Random(7)
+    queries = ["".join(rng.choices(string.ascii_lowercase, k=8)) for _ in range(30)]
+    queries += [w[:2] + w[3:] for w in rng.sample(vocab, 30)]  # one letter dropped: real typos
+    started = time.perf_counter()
+    for q in queries:
+        lexical.terms(q)
+    per_word_ms = (time.perf_counter() - started) * 1000 / len(queries)
+    print(f"\nspelling correction at {len(lexical.vocab)} stems: {per_word_ms:.2f} ms per unknown word")
+    assert per_word_ms < 5, per_word_ms  # difflib over every stem: 60-67 ms
+    # Nothing keyed by what patients typed stays behind (the old cache grew by every unknown word).
+    held: set[str] = set()
+    for obj in (lexical, lexical._words, lexical._stems):
+        for value in vars(obj).values():
+            if isinstance(value, dict | set):
+                held |= {k for k in value if isinstance(k, str)}
+    random_words = set(queries[:30]) - set(vocab)
+    assert not random_words & held and not hasattr(lexical, "_fix_cache")

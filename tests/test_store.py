@@ -435,3 +435,18 @@ def test_forget_session_deletes_the_conversation_and_keeps_the_staff_rows(store:
         assert conn.execute(text("SELECT session_id FROM unanswered")).scalars().all() == [None]
     assert [q["question"] for q in store.list_unanswered()] == ["do you sell gift cards"]
     assert store.forget_session(s.id) is False and store.forget_session("not a session id!") is False
+
+
+def test_feedback_expires_with_the_reply_it_copies(store: Store) -> None:
+    """Feedback holds a copy of the reply: RETENTION_DAYS runs from the reply's time, not the rating's."""
+    session = store.open_session(None, "web")
+    rid = store.record_exchange(session.id, "web", "a question", "answer", "a reply")
+    _backdate(store, turns, "created_at", now() - timedelta(days=29), turns.c.session_id == session.id)
+    assert store.add_feedback(rid, "down", "late rating")  # rated on day 29
+    _backdate(store, turns, "created_at", now() - timedelta(days=31), turns.c.session_id == session.id)
+    # Two days on, the reply is past retention: so is its copy in the feedback, although rated 2 days ago.
+    with store.engine.begin() as conn:
+        conn.execute(update(feedback).values(created_at=feedback.c.created_at - timedelta(days=2)))
+    removed = store.purge(30)
+    assert removed["turns"] == 2 and removed["feedback"] == 1
+    assert store.counts()["feedback"] == 0

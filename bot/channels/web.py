@@ -13,6 +13,7 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.background import BackgroundTask
 
 from bot.deps import RuntimeDep, SettingsDep, StaffDep
+from bot.index import IndexUnavailable
 from bot.ratelimit import ChatLimit, FeedbackLimit, SearchLimit
 from bot.types import IncomingMessage, Reply
 
@@ -177,7 +178,11 @@ async def feedback(body: FeedbackRequest, runtime: RuntimeDep, _limit: FeedbackL
 @router.post("/search", response_model=SearchResponse, tags=["staff"])
 async def search(body: SearchRequest, runtime: RuntimeDep, _staff: StaffDep, _limit: SearchLimit) -> SearchResponse:
     """Staff look-up: the passages the bot would answer from, best first, with scores."""
-    found = await runtime.search(body.query, body.k)
+    try:
+        found = await runtime.search(body.query, body.k)
+    except IndexUnavailable as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "5"},
+                            detail="The article index is not answering right now; try again shortly.") from exc
     return SearchResponse(
         results=[SearchResult(title=p.title, source=p.source, url=p.href, section=p.section, text=p.text,
                               score=p.score, dense_score=p.dense_score, bm25_score=p.bm25_score)
