@@ -213,7 +213,7 @@ class Chatbot:
             return self._handoff(f"{say.say('outcome')} {say.say('call_to_talk')}", trace, "outcome", lang=u.lang)
         # 3. Intents.
         if u.intent == "booking":
-            return self._booking(say, session, trace, u.lang)
+            return self._booking(say, session, trace, u)
         if u.intent in SMALLTALK:
             trace.reason = f"smalltalk:{u.intent}"
             return self._smalltalk(u.intent, say, u.lang)
@@ -490,12 +490,12 @@ class Chatbot:
         reply._record_unanswered = (question or "") if record else None
         return reply
 
-    def _booking(self, say: Phrases, session: Session, trace: ReplyTrace, lang: str) -> Reply:
+    def _booking(self, say: Phrases, session: Session, trace: ReplyTrace, u: Understanding) -> Reply:
         trace.reason = "booking"
         text = say.say("booking")
-        if not _hard_news(session, None):  # no upbeat line after talk of surgery, illness or a crisis
+        if not _hard_news(session, u):  # no upbeat line after talk of surgery, illness or a crisis
             text += " " + say.say("booking_welcome")
-        return Reply(kind="booking", reply=text, actions=self._contact_actions(), lang=lang)
+        return Reply(kind="booking", reply=text, actions=self._contact_actions(), lang=u.lang)
 
     def _smalltalk(self, intent: str, say: Phrases, lang: str) -> Reply:
         return Reply(kind="smalltalk", reply=say.say(intent), lang=lang,
@@ -604,7 +604,9 @@ def _repeats(session: Session, body: str) -> bool:
 
 def _hard_news(session: Session, u: Understanding | None) -> bool:
     """Talk of surgery, illness, a contraindication or a crisis in this conversation: no upbeat phrases."""
-    if u is not None and u.guard == "contraindication":
+    # This message itself: a contraindication, or anything that leans towards illness (a cancer history...).
+    if u is not None and (u.guard == "contraindication" or u.emergency_score >= 0.1
+                          or u.scores.get("guard.contraindication", 0.0) >= 0.1):
         return True
     return any(t.role == "bot" and t.kind == "emergency" for t in session.turns) or any(
         t.role == "bot" and t.kind == "handoff" and "doctor" in t.text.lower() for t in session.turns)

@@ -169,9 +169,6 @@ def test_paused_chroma_leaves_health_and_staff_search_answering(own_chroma: Chro
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.xfail(reason="needs bot/chat.py to call LiveRetriever.current_async and Retriever.search_async / "
-                          "IndexReader.sentence_vectors_async (issue 15 item 4; chat.py is being rewritten)",
-                   strict=False)
 def test_paused_chroma_chat_hands_off_in_time_and_health_answers(own_chroma: ChromaServer,  # type: ignore[no-untyped-def]
                                                                  server_factory) -> None:
     server = server_factory({"CHROMA_HOST": "127.0.0.1", "CHROMA_PORT": str(own_chroma.port), "INDEX_TIMEOUT": "1"})

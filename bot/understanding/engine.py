@@ -82,6 +82,7 @@ class Understander:
         self.qtype = _trained_model(cache_dir, f"{self._key}-qtype", vecs[len(main):], qtypes)
         self._groups = np.array([name.split(".", 1)[0] for name in self.main.labels])
         self._danger = np.isin(self._groups, ("emergency", "crisis"))
+        self._routing = np.isin(self._groups, ("guard", "intent", "fact", "question"))
         language.warm()
         self.seconds = time.perf_counter() - started
         log.info("understanding ready", extra={"event": {"examples": len(texts), "labels": len(self.main.labels),
@@ -122,12 +123,17 @@ class Understander:
             u.crisis_check = True
         # A guard outranks whatever else the message asks ("can I book? I'm on blood thinners"): the one thing
         # never to answer from an article comes first. Intents and facts need to be the message's main label.
-        guard, guard_p = self._best("guard", p)
+        # The look-alike and emergency labels only tell emergencies apart; what the patient wants comes from the
+        # rest ("had cancer years ago, I just want to book" is a booking), renormalised among them.
+        routing = np.where(self._routing, p, 0.0)
+        routing = routing / max(float(routing.sum()), 1e-9)
+        guard, guard_p = self._best("guard", routing)
         if guard is not None and guard_p >= LABEL_AT["guard"]:
             u.guard = guard
-        group = self._groups[top]
-        if group in ("intent", "fact") and u.score >= LABEL_AT[group]:
-            setattr(u, group, u.label.split(".", 1)[1])
+        main = int(np.argmax(routing))
+        group = self._groups[main]
+        if group in ("intent", "fact") and routing[main] >= LABEL_AT[group]:
+            setattr(u, group, self.main.labels[main].split(".", 1)[1])
         q = self.qtype.predict(vec, text).proba
         best = int(np.argmax(q))
         if q[best] >= QTYPE_AT:
