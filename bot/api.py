@@ -7,7 +7,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -47,10 +47,14 @@ class Runtime:
         self.chatbot: Chatbot | None = None
         self.last_ingest: IngestReport | None = None
         self._ingest_lock = threading.Lock()
+        # Channels that report their own state on /health (Messenger: token and intake), by name.
+        self.channel_health: dict[str, Callable[[], tuple[bool, dict[str, Any]]]] = {}
 
     def load(self, embedder: Embedder | None = None) -> None:
         """Load the model, build the index on an empty store, open the database; then mark ready."""
         try:
+            # The database first: the Messenger webhook persists events while the model is still loading.
+            self.store = _open_store(self.settings)
             self.embedder = embedder or make_embedder(self.settings)
             self.batcher = BatchingEmbedder(self.embedder)
             try:
@@ -59,7 +63,6 @@ class Runtime:
                 self.retriever.reload()
             except IndexUnavailable as exc:  # answer what needs no index (triage, booking) and say degraded
                 log.warning("index unavailable at start: %s", type(exc).__name__)
-            self.store = _open_store(self.settings)
             self.llm = _make_llm(self.settings, self.embedder)
             self.chatbot = Chatbot(self.settings, self.clinic, self.batcher, self.retriever, self.store, self.llm)
             self.embedder.embed(["warm up"])  # the first call pays for lazy initialisation, not a patient
@@ -101,8 +104,12 @@ class Runtime:
         metrics.INDEX_PASSAGES.set(index.get("passages", 0))
         checks = {"index": self.index_store.ping() and retriever is not None,
                   "database": bool(self.store and self.store.ping())}
+        channels = {}
+        for name, report in self.channel_health.items():
+            healthy, channels[name] = report()
+            checks[name] = healthy
         ok = all(checks.values())
-        body = {"status": "ok" if ok else "degraded", "checks": checks, "index": index,
+        body = {"status": "ok" if ok else "degraded", "checks": checks, "index": index, **channels,
                 "answer_mode": self.settings.answer_mode,
                 "embedding_model": self.embedder.name if self.embedder else None,
                 "ready_seconds": round(self.ready_seconds or 0, 2)}

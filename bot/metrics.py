@@ -18,3 +18,10 @@ INDEX_FAILURES = Counter("bot_index_failures_total", "Retrievals that failed bec
 LLM_FALLBACKS = Counter("bot_llm_fallbacks_total", "LLM answers replaced by the extractive one", ["reason"])
 LLM_DROPPED = Counter("bot_llm_sentences_dropped_total", "LLM sentences dropped by the verifier")
 MESSENGER_SEND_FAILURES = Counter("bot_messenger_send_failures_total", "Send API calls that failed", ["code"])
+
+# -- Messenger delivery (issue 14) ------------------------------------------------------------------------------
+MESSENGER_EVENTS = Counter("bot_messenger_events_total", "Messenger events by what became of them", ["outcome"])
+MESSENGER_SEND_RETRIES = Counter("bot_messenger_send_retries_total", "Sends put back in the outbox to retry",
+                                 ["reason"])
+MESSENGER_TOKEN_EXPIRED = Gauge("bot_messenger_token_expired", "1 while Meta refuses the Page access token",
+                                multiprocess_mode="max")
