@@ -512,8 +512,15 @@ class Store:
                                 .values(**values).returning(o.id)).first() is not None
 
     def outbox_confirm(self, idem_key: str, message_id: str | None) -> bool:
-        """Meta echoed a message the bot sent: it was delivered, whatever the sender heard back."""
-        return self.outbox_mark(idem_key, "sent", message_id)
+        """Meta echoed a message the bot sent: it was delivered, whatever the sender heard back (its event is due)."""
+        if not self.outbox_mark(idem_key, "sent", message_id):
+            return False
+        e = messenger_events.c
+        with self._tx() as conn:
+            conn.execute(update(messenger_events).where(e.status == "queued", e.id.in_(
+                select(messenger_outbox.c.event_id).where(messenger_outbox.c.idem_key == idem_key)))
+                .values(next_at=now()))
+        return True
 
     def queue_stats(self) -> dict[str, int]:
         """Open and finished events by status, and outgoing messages not yet sent."""

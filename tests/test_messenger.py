@@ -813,20 +813,28 @@ def test_messenger_setup_dry_run_and_twice(data_dir, stub, capsys) -> None:
     assert posts(stub) == []
     assert messenger_setup.main(argparse.Namespace(dry_run=False), settings) == 0
     assert messenger_setup.main(argparse.Namespace(dry_run=False), settings) == 0
-    first, second = stub.calls
+    cleared, first, cleared_again, second = stub.calls
     assert first.path == "/v23.0/me/messenger_profile" and first.headers["authorization"] == f"Bearer {PAGE_TOKEN}"
     assert first.body == second.body == printed  # safe to run twice: same payload, same result
+    assert cleared.method == "DELETE" and cleared.body == cleared_again.body == {"fields": ["ice_breakers"]}
     profile = first.body
     greeting = profile["greeting"][0]["text"]
     assert "automated assistant" in greeting and len(greeting) <= 160
-    assert profile["get_started"] == {"payload": "GET_STARTED"}
-    questions = profile["ice_breakers"][0]["call_to_actions"]
-    assert 3 <= len(questions) <= 4 and all(q["question"] == q["payload"] for q in questions)
+    assert profile["get_started"] == {"payload": "GET_STARTED"} and "ice_breakers" not in profile
     menu = profile["persistent_menu"][0]["call_to_actions"]
     assert [m["title"] for m in menu] == ["Book", "Call the clinic", "Our articles"]
     assert all(m["type"] == "postback" for m in menu)  # no URLs configured, and menus cannot dial
     out = capsys.readouterr().out
-    assert "ice breaker: What is the psoas?" in out and "result: success" in out
+    assert "get_started: payload GET_STARTED" in out and "result: success" in out
+    # The other choice: ice breakers (the question is the payload), no Get Started and so no menu.
+    settings = make_settings(data_dir, messenger_page_access_token=PAGE_TOKEN, graph_api_base=stub.url,
+                             messenger_welcome="ice_breakers")
+    assert messenger_setup.main(argparse.Namespace(dry_run=False), settings) == 0
+    cleared, profile = [c.body for c in stub.calls[-2:]]
+    assert cleared == {"fields": ["get_started", "persistent_menu"]} and set(profile) == {"greeting", "ice_breakers"}
+    questions = profile["ice_breakers"][0]["call_to_actions"]
+    assert 3 <= len(questions) <= 4 and all(q["question"] == q["payload"] for q in questions)
+    assert "ice breaker: What is the psoas?" in capsys.readouterr().out
 
 
 def test_messenger_setup_needs_a_page_token(data_dir, stub, capsys) -> None:

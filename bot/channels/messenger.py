@@ -226,7 +226,8 @@ class MessengerChannel(Delivery):
         store = await self._store_ready()
         for key, mid in confirmed:
             with contextlib.suppress(Exception):
-                await asyncio.to_thread(store.outbox_confirm, key, mid)
+                if await asyncio.to_thread(store.outbox_confirm, key, mid):
+                    self.wake()
         if not rows:
             return 0
         try:
