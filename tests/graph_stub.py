@@ -170,8 +170,6 @@ class GraphStub:
             body = raw.decode("utf-8", "replace")
         call = Call(handler.command, parts.path, {k: v[-1] for k, v in parse_qs(parts.query).items()}, body,
                     headers={k.lower(): v for k, v in handler.headers.items()})
-        if self.delay and (self.delay_match is None or self.delay_match(call)):
-            time.sleep(self.delay)
         status, answer = 200, self._answer(call)
         if call.path.endswith("/me") and self.me_status != 200:
             status, answer = self.me_status, {"error": {"message": "Error validating access token", "code": 190,
@@ -189,6 +187,9 @@ class GraphStub:
                 self.lose_answers -= 1
         if status == 200 and call.message is not None and self.echo_url:
             threading.Thread(target=self._echo, args=(call, str(answer.get("message_id"))), daemon=True).start()
+        # Slow to answer, not slow to act: like Meta, the call took effect when it arrived.
+        if self.delay and (self.delay_match is None or self.delay_match(call)):
+            time.sleep(self.delay)
         if lose:  # delivered, but the answer never reaches the caller
             handler.close_connection = True
             handler.connection.close()

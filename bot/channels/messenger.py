@@ -32,7 +32,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from bot import metrics
 from bot.channels import messenger_render as render
-from bot.channels.messenger_delivery import Delivery, Job, echoed_key
+from bot.channels.messenger_delivery import Delivery, Job, echoed_key, idem_key, send_metadata
 from bot.channels.messenger_graph import GraphClient, GraphError
 from bot.config import ClinicProfile, Settings
 from bot.types import Action, IncomingMessage, Reply, Session
@@ -266,11 +266,11 @@ class MessengerChannel(Delivery):
         self._recent[key] = None
         while len(self._recent) > RECENT_KEYS:
             self._recent.popitem(last=False)
-        task = asyncio.create_task(self._answer_from_memory(psid, event))
+        task = asyncio.create_task(self._answer_from_memory(key, psid, event))
         self._side.add(task)
         task.add_done_callback(self._side.discard)
 
-    async def _answer_from_memory(self, psid: str, event: dict[str, Any]) -> None:
+    async def _answer_from_memory(self, key: str, psid: str, event: dict[str, Any]) -> None:
         """Triage still runs (it needs no database); everything else gets "please call"."""
         h = self.hash(psid)
         incoming, _fixed = self._translate(event)
@@ -282,7 +282,9 @@ class MessengerChannel(Delivery):
         if reply is None or reply.kind != "emergency":
             reply = Reply(kind="handoff", reply=render.STORE_DOWN_NOTE.format(phone=self.clinic.phone),
                           actions=[self._call_action()])
-        for message in render.render(reply):
+        for n, message in enumerate(render.render(reply)):
+            # Keyed like an outbox step (never confirmed: there is no row), so what reached Meta is attributable.
+            message = {**message, "metadata": send_metadata(idem_key(key, 900 + n))}
             try:
                 await self.graph.post("me/messages", _send_body(psid, message), op="messages")
             except GraphError as exc:

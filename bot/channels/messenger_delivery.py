@@ -393,6 +393,12 @@ class Delivery:
         body: dict[str, Any] = {"token": "token_expired" if expired else self.token_state,
                                 "intake": "memory_fallback" if self.fallback_active else "durable",
                                 "in_flight": len(self._inflight)}
+        try:  # called in a worker thread by /health
+            stats = self.store.queue_stats()
+            body["open"] = int(stats.get("queued", 0)) + int(stats.get("running", 0))
+            body["unsent"] = int(stats.get("outbox_unsent", 0))
+        except Exception:
+            body["open"] = None
         return not (expired or self.fallback_active), body
 
 
