@@ -399,6 +399,8 @@ class Store:
         stamp = now()
         values = [{"status": "queued", "standby": False, "payload": None, "event_time": None, **r,
                    "received_at": stamp, "next_at": stamp, "attempts": 0} for r in rows]
+        for v in values:  # an event dropped on arrival (too old) is finished at once, so the purge finds it
+            v.setdefault("finished_at", stamp if v["status"] == "dropped" else None)
         new = 0
         with self._tx() as conn:
             for v in values:  # one statement each: RETURNING tells which keys were new (a redelivery is not)

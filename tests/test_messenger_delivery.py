@@ -291,3 +291,22 @@ def test_get_started_and_ice_breakers_are_not_configured_together(welcome) -> No
     profile = build_profile(load_clinic(KNOWLEDGE), welcome=welcome)
     assert (("get_started" in profile), ("ice_breakers" in profile)) == (
         welcome == "get_started", welcome == "ice_breakers")
+
+
+def test_shutdown_hands_unfinished_events_back_and_the_next_worker_answers_them(messenger, stub) -> None:
+    client = messenger(messenger_shutdown_grace_s=0.2)
+    client.app.state.runtime.chatbot = EchoBot(slow_first=5.0)
+    post(client, body([text_event("slow one", "m_term")]))
+    store = client.app.state.runtime.store
+    deadline = time.monotonic() + 10
+    while store.queue_stats().get("running", 0) != 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    started = time.monotonic()
+    client.__exit__(None, None, None)  # the app stops (SIGTERM): not cancelled and lost
+    assert time.monotonic() - started < 3
+    assert store.queue_stats().get("queued") == 1 and stub.sent(PSID) == []
+    again = messenger()
+    again.app.state.runtime.chatbot = EchoBot()
+    stub.wait_for(lambda: len(stub.sent(PSID)) == 1)
+    assert stub.sent(PSID)[0]["text"].endswith("echo: slow one")

@@ -329,9 +329,9 @@ class MessengerChannel(Delivery):
             if isinstance(text, str) and text.strip():  # a caption with a photo is read as text: never triage silence
                 return self._incoming(text, payload), None
             attachments = [a for a in _items(message.get("attachments")) if isinstance(a, dict)]
-            stickers = {message.get("sticker_id")} | {a["payload"].get("sticker_id") for a in attachments
-                                                     if isinstance(a.get("payload"), dict)}
-            stickers.discard(None)
+            stickers = {s for s in [message.get("sticker_id"), *(a["payload"].get("sticker_id") for a in attachments
+                                                                 if isinstance(a.get("payload"), dict))]
+                        if isinstance(s, int) and not isinstance(s, bool)}
             if stickers & render.LIKE_STICKERS:  # the thumbs-up: the patient says thanks
                 return self._incoming(render.LIKE_TEXT, None), None
             if stickers:

@@ -38,6 +38,7 @@ from bot.config import Settings
 
 log = logging.getLogger(__name__)
 METADATA_PREFIX = "clinic-bot"
+MAX_ERROR_ATTEMPTS = 5  # an event whose handling raises this often is dropped (never a crash loop)
 STATUS_TOKEN = "page_token"  # noqa: S105 - the key of the shared status row, not a secret
 
 
@@ -184,12 +185,18 @@ class Delivery:
         except asyncio.CancelledError:  # shutting down: hand the event back for the next worker
             await asyncio.shield(self._release(job, 0.0))
             raise
-        except Exception as exc:
-            metrics.MESSENGER_SEND_RETRIES.labels("error").inc()
+        except Exception as exc:  # a bug or an event of a shape nobody foresaw: a few tries, then dropped
+            gave_up = job.attempts >= MAX_ERROR_ATTEMPTS
             log.error("messenger event failed", extra={"event": {"messenger": "event_failed",
-                                                                 "error": type(exc).__name__,
+                                                                 "error": type(exc).__name__, "gave_up": gave_up,
                                                                  "psid": job.psid_hash}})
-            await self._release(job, self._backoff(job))
+            if gave_up:
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(self.store.finish_event, job.id, self.worker, "error", dropped=True)
+                metrics.MESSENGER_EVENTS.labels("error").inc()
+            else:
+                metrics.MESSENGER_SEND_RETRIES.labels("error").inc()
+                await self._release(job, self._backoff(job))
         finally:
             beat.cancel()
             self._inflight.pop(job.id, None)
