@@ -82,7 +82,9 @@ class Proxy:
         except OSError:
             pass
         finally:
-            for s in (a, b):
+            for s in (a, b):  # shutdown first: a bare close() does not wake the other direction's recv()
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
                 with contextlib.suppress(OSError):
                     s.close()
 

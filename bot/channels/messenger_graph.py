@@ -52,7 +52,8 @@ class GraphError(Exception):
 
 
 def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, GraphError) and exc.retryable
+    # A call that may have reached Meta is never repeated here: the caller decides (the outbox waits for the echo).
+    return isinstance(exc, GraphError) and exc.retryable and not exc.uncertain
 
 
 def interpret(response: httpx.Response, op: str) -> dict[str, Any]:
