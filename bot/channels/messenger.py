@@ -40,6 +40,7 @@ from bot.types import Action, IncomingMessage, Reply, Session
 log = logging.getLogger(__name__)
 
 STORE_WAIT_S = 10.0  # a webhook may arrive while the service is starting: wait this long for the database
+MEMORY_SEND_ATTEMPTS = 8  # about a minute of backoff for a reply that has no outbox
 RECENT_KEYS = 10_000  # message ids answered from memory while the database was down (per process)
 NOT_SENT = "[not sent: a person was handling this conversation]"
 _HEX = set(string.hexdigits)
@@ -167,6 +168,7 @@ class MessengerChannel(Delivery):
         self._secret = _secret(settings.messenger_app_secret)
         self._recent: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._side: set[asyncio.Task[None]] = set()
+        self._memory_locks: dict[str, asyncio.Lock] = {}  # answers from memory keep each sender's order too
         if self.graph.token and isinstance(getattr(runtime, "channel_health", None), dict):
             runtime.channel_health["messenger"] = self.health
 
@@ -271,7 +273,16 @@ class MessengerChannel(Delivery):
         task.add_done_callback(self._side.discard)
 
     async def _answer_from_memory(self, key: str, psid: str, event: dict[str, Any]) -> None:
-        """Triage still runs (it needs no database); everything else gets "please call"."""
+        """Triage still runs (it needs no database); everything else gets "please call". In order per sender."""
+        lock = self._memory_locks.setdefault(psid, asyncio.Lock())
+        try:
+            async with lock:
+                await self._answer_from_memory_now(key, psid, event)
+        finally:
+            if not lock.locked() and self._memory_locks.get(psid) is lock:
+                self._memory_locks.pop(psid, None)
+
+    async def _answer_from_memory_now(self, key: str, psid: str, event: dict[str, Any]) -> None:
         h = self.hash(psid)
         incoming, _fixed = self._translate(event)
         reply: Reply | None = None
@@ -285,11 +296,15 @@ class MessengerChannel(Delivery):
         for n, message in enumerate(render.render(reply)):
             # Keyed like an outbox step (never confirmed: there is no row), so what reached Meta is attributable.
             message = {**message, "metadata": send_metadata(idem_key(key, 900 + n))}
-            try:
-                await self.graph.post("me/messages", _send_body(psid, message), op="messages")
-            except GraphError as exc:
-                self.graph_failed(exc, h)
-                return
+            for attempt in range(MEMORY_SEND_ATTEMPTS):  # no outbox to fall back on: keep trying what is safe
+                try:
+                    await self.graph.post("me/messages", _send_body(psid, message), op="messages", attempts=1)
+                    break
+                except GraphError as exc:
+                    self.graph_failed(exc, h)
+                    if exc.uncertain or not exc.retryable or attempt == MEMORY_SEND_ATTEMPTS - 1:
+                        return
+                    await asyncio.sleep(min(10.0, 0.5 * 2 ** attempt))
         metrics.MESSENGER_EVENTS.labels("answered_from_memory").inc()
 
     # -- planning one event -------------------------------------------------------------------------

@@ -169,6 +169,7 @@ class Delivery:
             metrics.MESSENGER_EVENTS.labels("too_old").inc(dropped)
             log.warning("messenger events dropped", extra={"event": {"messenger": "too_old", "count": dropped}})
         status = await asyncio.to_thread(self.store.get_status)
+        self.fallback_active = False  # the database answers again: intake is durable from the next webhook on
         shared = status.get(STATUS_TOKEN)
         if shared and shared.startswith("expired"):
             self._token(shared)
