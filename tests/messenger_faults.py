@@ -132,6 +132,15 @@ def _drop_db(name: str) -> None:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+def _dropped(name: str) -> int:
+    """Events the queue dropped (too old, unreadable, gave up), read straight from the database."""
+    import psycopg
+
+    with psycopg.connect(ADMIN.rsplit("/", 1)[0] + "/" + name) as conn:
+        row = conn.execute("SELECT count(*) FROM messenger_events WHERE status = 'dropped'").fetchone()
+    return int(row[0]) if row else 0
+
+
 def _children(pid: int) -> list[int]:
     """Direct children of a process we started (uvicorn's workers), from /proc."""
     out = []
@@ -298,13 +307,20 @@ def run(scenario: str, workers: int) -> dict[str, Any]:
         poster.join()
         r.redeliver(server.url)
         deadline = time.monotonic() + 600
+        last, still = None, 0
         while time.monotonic() < deadline:
             counts = r.count(stub)
-            if counts["lost"] == 0 and _open_events(server) == 0:
+            opened = _open_events(server)
+            if counts["lost"] == 0 and opened == 0:
                 break
+            # Nothing left in the queue and nothing new delivered for 60 s: what is missing stays missing.
+            still = still + 1 if (opened == 0 and counts == last) else 0
+            if still >= 60:
+                break
+            last = counts
             time.sleep(1)
         time.sleep(2)
-        result.update(r.count(stub), seconds=round(time.monotonic() - started, 1))
+        result.update(r.count(stub), seconds=round(time.monotonic() - started, 1), dropped=_dropped(db))
     finally:
         stub.echo_to(None, "")
         server.stop()
