@@ -682,6 +682,8 @@ def test_disclosure_once_then_again_after_a_lapse(messenger, stub) -> None:
     assert [m["text"] for m in stub.sent(PSID)] == [f"{render.DISCLOSE_START} echo: one", "echo: two"]
     # One conversation per sender: the second message continues the session the first one opened.
     assert [m.session_id for m in client.app.state.runtime.chatbot.seen] == [None, "s-echo"]
+    settle(client)
+    client.__exit__(None, None, None)  # stopped first: the queue is shared, so either app could take "three"
     lapsed = messenger(messenger_lapse_hours=0)  # every gap is a lapse
     lapsed.app.state.runtime.chatbot = EchoBot()
     post(lapsed, body([text_event("three", "m_d3")]))
