@@ -94,10 +94,14 @@ class Runtime:
         self.last_ingest: IngestReport | None = None
         self._ingest_lock = threading.Lock()
         self._checks = {"index": HealthCheck(self._index_open), "database": HealthCheck(self._database_up)}
+        # Channels that report their own state on /health (Messenger: token and intake), by name.
+        self.channel_health: dict[str, Callable[[], tuple[bool, dict[str, Any]]]] = {}
 
     def load(self, embedder: Embedder | None = None) -> None:
         """Load the model, build the index on an empty store, open the database; then mark ready."""
         try:
+            # The database first: the Messenger webhook persists events while the model is still loading.
+            self.store = _open_store(self.settings)
             self.embedder = embedder or make_embedder(self.settings)
             self.batcher = BatchingEmbedder(self.embedder)
             try:
@@ -106,7 +110,6 @@ class Runtime:
                 self.retriever.reload()
             except IndexUnavailable as exc:  # answer what needs no index (triage, booking) and say degraded
                 log.warning("index unavailable at start: %s", type(exc).__name__)
-            self.store = _open_store(self.settings)
             self.llm = _make_llm(self.settings, self.embedder)
             self.understander = make_understander(self.embedder, self.settings.data_dir / "cache")
             glossary = load_glossary(self.settings.knowledge_dir)
@@ -167,8 +170,12 @@ class Runtime:
         index = manifest(retriever.reader if retriever else None)
         metrics.INDEX_PASSAGES.set(index.get("passages", 0))
         checks = {"index": index_ok, "database": database_ok}
+        channels = {}
+        for name, report in self.channel_health.items():
+            healthy, channels[name] = report()
+            checks[name] = healthy
         ok = all(checks.values())
-        body = {"status": "ok" if ok else "degraded", "checks": checks, "index": index,
+        body = {"status": "ok" if ok else "degraded", "checks": checks, "index": index, **channels,
                 "answer_mode": self.settings.answer_mode,
                 "embedding_model": self.embedder.name if self.embedder else None,
                 "ready_seconds": round(self.ready_seconds or 0, 2)}

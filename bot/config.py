@@ -92,6 +92,28 @@ class Settings(BaseSettings):
     shutdown_drain_seconds: float = 1.5
     graceful_timeout: float = 20.0
 
+    # -- Messenger delivery (issue 14): the durable queue, the outbox and the Page profile ---------------------
+    # Events older than this (Meta's timestamp) are dropped with a metric, at intake and when resuming.
+    messenger_max_event_age_s: float = 3600.0
+    # A reply that failed on 5xx/timeouts is retried for as long as Meta's 24-hour messaging window allows.
+    messenger_send_window_hours: float = 24.0
+    # A worker holds a sender's event this long between heartbeats; a dead worker's events resume after it.
+    messenger_lease_s: float = 30.0
+    # How many senders one worker serves at once.
+    messenger_concurrency: int = 8
+    # How often an idle worker looks for work it was not woken for (other workers' intake, retries due).
+    messenger_poll_s: float = 0.5
+    # Backoff of a failed send: first wait and cap (doubling in between).
+    messenger_retry_initial_s: float = 1.0
+    messenger_retry_max_s: float = 60.0
+    # A send whose answer was lost after the request went out may have reached Meta: wait this long for its
+    # echo (message_echoes carries our idempotency key) before sending it again.
+    messenger_echo_wait_s: float = 20.0
+    # In-flight events get this long at shutdown; the rest go back to the queue for the next worker.
+    messenger_shutdown_grace_s: float = 5.0
+    # Meta shows either the Get Started button or ice breakers on a new thread, not both.
+    messenger_welcome: Literal["get_started", "ice_breakers"] = "get_started"
+
     @field_validator("allowed_origins", "forwarded_allow_ips", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:

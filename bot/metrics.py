@@ -24,3 +24,10 @@ RATE_LIMIT_FAILURES = Counter("bot_ratelimit_failures_total",
 STAFF_AUTH_FAILURES = Counter("bot_staff_auth_failures_total", "Staff requests with a missing or wrong token")
 DEPENDENCY_TIMEOUTS = Counter("bot_dependency_timeouts_total", "Calls to a dependency that ran out of time",
                               ["dependency"])
+
+# -- Messenger delivery (issue 14) ------------------------------------------------------------------------------
+MESSENGER_EVENTS = Counter("bot_messenger_events_total", "Messenger events by what became of them", ["outcome"])
+MESSENGER_SEND_RETRIES = Counter("bot_messenger_send_retries_total", "Sends put back in the outbox to retry",
+                                 ["reason"])
+MESSENGER_TOKEN_EXPIRED = Gauge("bot_messenger_token_expired", "1 while Meta refuses the Page access token",
+                                multiprocess_mode="max")

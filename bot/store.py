@@ -77,6 +77,58 @@ messenger_threads = sa.Table(
     sa.Column("last_seen", TS), sa.Column("human_until", TS),
 )
 
+# -- Messenger durable queue (issue 14): accepted events, the outbox of replies, staff flags, channel status ------
+# Kept in one block so other additions to this module merge cleanly. bot/migrations/versions/0002_messenger_queue.py
+# creates exactly these. `payload` and `body` hold the patient's words and PSID only until the event is finished.
+messenger_events = sa.Table(
+    "messenger_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(255), nullable=False, unique=True),
+    sa.Column("psid_hash", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),  # queued | running | done | dropped
+    sa.Column("standby", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("payload", sa.Text),
+    sa.Column("event_time", TS),
+    sa.Column("received_at", TS, nullable=False, index=True),
+    sa.Column("next_at", TS, nullable=False),
+    sa.Column("lease_until", TS),
+    sa.Column("worker", sa.String(64)),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("outcome", sa.String(32)),
+    sa.Column("finished_at", TS),
+    sa.Index("ix_messenger_events_open", "status", "psid_hash", "id"),
+)
+messenger_outbox = sa.Table(
+    "messenger_outbox", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.Integer, sa.ForeignKey("messenger_events.id", ondelete="CASCADE"), nullable=False,
+              index=True),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("idem_key", sa.String(64), nullable=False, unique=True),
+    sa.Column("body", sa.Text),
+    sa.Column("status", sa.String(12), nullable=False),  # pending | sending | sent | failed | expired
+    sa.Column("attempted_at", TS),
+    sa.Column("message_id", sa.String(255)),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("sent_at", TS),
+)
+messenger_flags = sa.Table(
+    "messenger_flags", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("psid_hash", sa.String(64), nullable=False),
+    sa.Column("session_id", sa.String(64)),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("handled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", TS, nullable=False, index=True),
+)
+messenger_status = sa.Table(
+    "messenger_status", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(255), nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+OPEN = ("queued", "running")
+
 RECENT_TURNS = 6
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 MIGRATE_LOCK = 784512  # pg_advisory_xact_lock key: one migrating worker at a time
@@ -290,6 +342,7 @@ class Store:
             }
             # After the turns: a session idle past retention has no turns left; newer sessions keep theirs.
             out["sessions"] = gone(sessions, sessions.c.last_seen < cutoff)
+            out.update(self._purge_messenger_queue(conn, cutoff))
         return out
 
     def counts(self) -> dict[str, int]:
@@ -335,6 +388,198 @@ class Store:
             until = until.replace(tzinfo=UTC) if until.tzinfo is None else until.astimezone(UTC)
         with self._tx() as conn:
             self._upsert(conn, messenger_threads, {"psid_hash": psid_hash}, {"human_until": until})
+
+    # -- Messenger durable queue (issue 14) ---------------------------------------------------------------------------
+    # Per-sender order across workers: only a sender's oldest open event (its "head") can be claimed, and a claim is
+    # a compare-and-set on that row's status/lease, so two workers never hold one sender at once. A worker that
+    # dies leaves its lease to expire; the event is then claimed again and resumes from its outbox.
+    def enqueue_events(self, rows: list[dict[str, Any]]) -> int:
+        """Persist accepted events (key, psid_hash, payload, event_time, standby, status); how many were new."""
+        if not rows:
+            return 0
+        stamp = now()
+        values = [{"status": "queued", "standby": False, "payload": None, "event_time": None, **r,
+                   "received_at": stamp, "next_at": stamp, "attempts": 0} for r in rows]
+        for v in values:  # an event dropped on arrival (too old) is finished at once, so the purge finds it
+            v.setdefault("finished_at", stamp if v["status"] == "dropped" else None)
+        new = 0
+        with self._tx() as conn:
+            for v in values:  # one statement each: RETURNING tells which keys were new (a redelivery is not)
+                stmt = (self._insert(messenger_events).values(**v).on_conflict_do_nothing()
+                        .returning(messenger_events.c.id))
+                new += conn.execute(stmt).first() is not None
+        return new
+
+    def claim_event(self, worker: str, lease_seconds: float) -> dict[str, Any] | None:
+        """Lease the oldest claimable head event of any sender to `worker`; None when there is nothing to do."""
+        e = messenger_events.c
+        stamp = now()
+        claimable = or_(and_(e.status == "queued", e.next_at <= stamp),
+                        and_(e.status == "running", e.lease_until < stamp))
+        heads = (select(e.psid_hash, func.min(e.id).label("head")).where(e.status.in_(OPEN))
+                 .group_by(e.psid_hash).subquery())
+        with self._tx() as conn:
+            ids = conn.scalars(select(e.id).join(heads, e.id == heads.c.head).where(claimable)
+                               .order_by(e.id).limit(8)).all()
+            for event_id in ids:
+                row = conn.execute(
+                    update(messenger_events).where(e.id == event_id, claimable)
+                    .values(status="running", worker=worker, attempts=e.attempts + 1,
+                            lease_until=stamp + timedelta(seconds=lease_seconds))
+                    .returning(e.id, e.key, e.psid_hash, e.payload, e.standby, e.event_time, e.received_at,
+                               e.attempts)).first()
+                if row is not None:
+                    out = dict(row._mapping)
+                    out["event_time"], out["received_at"] = _utc(out["event_time"]), _utc(out["received_at"])
+                    return out
+        return None
+
+    def renew_lease(self, event_id: int, worker: str, lease_seconds: float) -> bool:
+        """Extend a held lease; False when the event is no longer this worker's."""
+        e = messenger_events.c
+        with self._tx() as conn:
+            return conn.execute(update(messenger_events)
+                                .where(e.id == event_id, e.worker == worker, e.status == "running")
+                                .values(lease_until=now() + timedelta(seconds=lease_seconds))
+                                .returning(e.id)).first() is not None
+
+    def release_event(self, event_id: int, worker: str, delay_seconds: float = 0.0) -> bool:
+        """Hand a held event back to the queue, to be claimed again after `delay_seconds`."""
+        e = messenger_events.c
+        with self._tx() as conn:
+            return conn.execute(update(messenger_events)
+                                .where(e.id == event_id, e.worker == worker, e.status == "running")
+                                .values(status="queued", worker=None, lease_until=None,
+                                        next_at=now() + timedelta(seconds=delay_seconds))
+                                .returning(e.id)).first() is not None
+
+    def finish_event(self, event_id: int, worker: str | None, outcome: str, *, dropped: bool = False) -> bool:
+        """Close an event (done, or dropped with a reason); its payload is erased."""
+        e = messenger_events.c
+        where = [e.id == event_id, e.status.in_(OPEN)]
+        if worker is not None:
+            where.append(e.worker == worker)
+        with self._tx() as conn:
+            return conn.execute(update(messenger_events).where(*where)
+                                .values(status="dropped" if dropped else "done", outcome=outcome[:32], payload=None,
+                                        lease_until=None, finished_at=now())
+                                .returning(e.id)).first() is not None
+
+    def drop_stale_events(self, max_age_seconds: float) -> int:
+        """Drop open events older than the age limit that have no reply under way; how many."""
+        e, o = messenger_events.c, messenger_outbox.c
+        cutoff = now() - timedelta(seconds=max_age_seconds)
+        stamp = now()
+        with self._tx() as conn:
+            rows = conn.execute(
+                update(messenger_events)
+                .where(e.status.in_(OPEN), func.coalesce(e.event_time, e.received_at) < cutoff,
+                       or_(e.status == "queued", e.lease_until < stamp),
+                       ~select(o.id).where(o.event_id == e.id).exists())
+                .values(status="dropped", outcome="too_old", payload=None, lease_until=None, finished_at=stamp)
+                .returning(e.id)).all()
+        return len(rows)
+
+    def add_outbox(self, event_id: int, messages: list[tuple[str, str]]) -> None:
+        """Store an event's outgoing messages (idempotency key, JSON body) in send order; existing keys stay."""
+        stamp = now()
+        with self._tx() as conn:
+            seq = int(conn.scalar(select(func.coalesce(func.max(messenger_outbox.c.seq), -1))
+                                  .where(messenger_outbox.c.event_id == event_id)) or 0)
+            for key, body in messages:
+                seq += 1
+                conn.execute(self._insert(messenger_outbox).values(
+                    event_id=event_id, seq=seq, idem_key=key, body=body, status="pending", created_at=stamp)
+                    .on_conflict_do_nothing())
+
+    def outbox_rows(self, event_id: int) -> list[dict[str, Any]]:
+        """An event's outgoing messages in send order."""
+        o = messenger_outbox.c
+        with self._tx(write=False) as conn:
+            rows = conn.execute(select(o.idem_key, o.seq, o.body, o.status, o.attempted_at, o.message_id)
+                                .where(o.event_id == event_id).order_by(o.seq)).all()
+        return [{**r._mapping, "attempted_at": _utc(r.attempted_at)} for r in rows]
+
+    def outbox_mark(self, idem_key: str, status: str, message_id: str | None = None) -> bool:
+        """Move an outgoing message to `status` (a sent one is never moved back; its body is erased)."""
+        o = messenger_outbox.c
+        values: dict[str, Any] = {"status": status}
+        if status == "sending":
+            values["attempted_at"] = now()
+        if status in ("sent", "failed", "expired"):
+            values.update(body=None, sent_at=now() if status == "sent" else None)
+        if message_id is not None:
+            values["message_id"] = message_id[:255]
+        with self._tx() as conn:
+            return conn.execute(update(messenger_outbox).where(o.idem_key == idem_key, o.status != "sent")
+                                .values(**values).returning(o.id)).first() is not None
+
+    def outbox_confirm(self, idem_key: str, message_id: str | None) -> bool:
+        """Meta echoed a message the bot sent: it was delivered, whatever the sender heard back (its event is due)."""
+        if not self.outbox_mark(idem_key, "sent", message_id):
+            return False
+        e = messenger_events.c
+        with self._tx() as conn:
+            conn.execute(update(messenger_events).where(e.status == "queued", e.id.in_(
+                select(messenger_outbox.c.event_id).where(messenger_outbox.c.idem_key == idem_key)))
+                .values(next_at=now()))
+        return True
+
+    def queue_stats(self) -> dict[str, int]:
+        """Open and finished events by status, and outgoing messages not yet sent."""
+        e, o = messenger_events.c, messenger_outbox.c
+        with self._tx(write=False) as conn:
+            out = {str(r[0]): int(r[1]) for r in conn.execute(select(e.status, func.count()).group_by(e.status))}
+            out["outbox_unsent"] = int(conn.scalar(select(func.count()).where(o.status.in_(("pending", "sending"))))
+                                       or 0)
+        return out
+
+    def add_flag(self, psid_hash: str, reason: str, session_id: str | None = None) -> None:
+        """Flag a Messenger conversation for staff (an emergency while a person held it, a failed handover...)."""
+        with self._tx() as conn:
+            conn.execute(messenger_flags.insert().values(psid_hash=psid_hash, reason=reason[:32],
+                                                         session_id=session_id, created_at=now()))
+
+    def list_flags(self, *, include_handled: bool = False, limit: int = 200) -> list[dict[str, Any]]:
+        """Flagged Messenger conversations, newest first."""
+        f = messenger_flags.c
+        q = select(messenger_flags).order_by(f.id.desc()).limit(limit)
+        if not include_handled:
+            q = q.where(f.handled.is_(False))
+        with self._tx(write=False) as conn:
+            rows = conn.execute(q).all()
+        return [{"id": r.id, "psid_hash": r.psid_hash, "session_id": r.session_id, "reason": r.reason,
+                 "handled": bool(r.handled), "created_at": _iso(r.created_at)} for r in rows]
+
+    def mark_flags_handled(self, ids: list[int]) -> int:
+        """Mark flags as handled; how many changed."""
+        f = messenger_flags.c
+        with self._tx() as conn:
+            return conn.execute(update(messenger_flags).where(f.id.in_(ids), f.handled.is_(False))
+                                .values(handled=True)).rowcount
+
+    def set_status(self, key: str, value: str | None) -> None:
+        """Set (or clear, with None) a channel status shared by every worker, e.g. token_expired."""
+        with self._tx() as conn:
+            if value is None:
+                conn.execute(delete(messenger_status).where(messenger_status.c.key == key))
+            else:
+                self._upsert(conn, messenger_status, {"key": key}, {"value": value[:255], "updated_at": now()})
+
+    def get_status(self) -> dict[str, str]:
+        """Every channel status that is set."""
+        with self._tx(write=False) as conn:
+            return {r.key: r.value for r in conn.execute(select(messenger_status)).all()}
+
+    def _purge_messenger_queue(self, conn: Connection, cutoff: datetime) -> dict[str, int]:
+        e = messenger_events.c
+        closed = conn.execute(delete(messenger_outbox).where(messenger_outbox.c.event_id.in_(
+            select(e.id).where(e.status.in_(("done", "dropped")), e.finished_at < cutoff)))).rowcount
+        return {"messenger_outbox": int(closed),
+                "messenger_events": int(conn.execute(delete(messenger_events).where(
+                    e.status.in_(("done", "dropped")), e.finished_at < cutoff)).rowcount),
+                "messenger_flags": int(conn.execute(delete(messenger_flags).where(
+                    messenger_flags.c.created_at < cutoff)).rowcount)}
 
     def close(self) -> None:
         """Release every pooled connection."""

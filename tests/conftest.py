@@ -123,8 +123,9 @@ def free_port() -> int:
 class LiveServer:
     """`python -m bot serve` in a subprocess on loopback."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, workers: int = 1) -> None:
-        self.port = free_port()
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, workers: int = 1,
+                 port: int | None = None) -> None:
+        self.port = port or free_port()  # a restart may reuse the port (Meta keeps calling the same URL)
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = data_dir
         full_env = {**os.environ, "DATA_DIR": str(data_dir), "KNOWLEDGE_DIR": str(KNOWLEDGE),
@@ -132,7 +133,7 @@ class LiveServer:
                     "RATE_LIMIT_STAFF_FAILURES": "100000/minute", "RATE_LIMIT_STAFF_FAILURES_GLOBAL": "100000/minute",
                     "STAFF_TOKEN": STAFF_TOKEN, "ALLOWED_ORIGINS": self.url, **(env or {})}
         self.log = data_dir.parent / f"server-{self.port}.log"
-        self._fh = self.log.open("wb")
+        self._fh = self.log.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(self.port),
              "--workers", str(workers)], cwd=ROOT, env=full_env, stdout=self._fh, stderr=subprocess.STDOUT)

@@ -36,7 +36,8 @@ def sign(raw: bytes, secret: str = SECRET) -> str:
     return "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
 
 
-_ts = iter(range(1_700_000_000_000, 1_800_000_000_000, 1000))
+# Meta's timestamps are epoch milliseconds; events older than MESSENGER_MAX_EVENT_AGE_S are dropped.
+_ts = iter(range(int(time.time() * 1000), 1 << 62, 10))
 
 
 def text_event(text: str, mid: str, psid: str = PSID) -> dict[str, Any]:
@@ -125,6 +126,11 @@ def settle(client: Any, timeout: float = 20.0) -> None:
     raise AssertionError("background processing did not finish")
 
 
+def posts(stub: GraphStub) -> list[Any]:
+    """Calls other than the start-up token check (`GET /me`)."""
+    return [c for c in stub.calls if c.method != "GET"]
+
+
 def texts(messages: list[dict[str, Any]]) -> list[str]:
     """The visible text of each message (plain text or template text)."""
     out = []
@@ -172,6 +178,15 @@ class EchoBot:
         reply._trace = ReplyTrace(reason="answer")
         return reply
 
+    async def respond_then_remember(self, message: IncomingMessage) -> tuple[Reply, Any]:
+        reply = await self.respond(message)
+        self.remembered: list[tuple[str, str]] = getattr(self, "remembered", [])
+
+        async def remember() -> None:
+            self.remembered.append((message.text, reply.reply))
+
+        return reply, remember
+
     async def reply(self, message: IncomingMessage, session: Any) -> Reply:
         reply = Reply(kind="answer", reply="held")
         reply._trace = ReplyTrace(reason="answer")
@@ -200,7 +215,11 @@ def messenger(make_client, data_dir, stub):
     """An app with the Messenger channel configured against the stub."""
     def factory(**overrides: object):
         values: dict[str, object] = {"messenger_app_secret": SECRET, "messenger_verify_token": VERIFY,
-                                     "messenger_page_access_token": PAGE_TOKEN, "graph_api_base": stub.url}
+                                     "messenger_page_access_token": PAGE_TOKEN, "graph_api_base": stub.url,
+                                     # The same queue and outbox, on a test's time scale.
+                                     "messenger_poll_s": 0.05, "messenger_retry_initial_s": 0.05,
+                                     "messenger_retry_max_s": 0.3, "messenger_echo_wait_s": 1.0,
+                                     "messenger_lease_s": 6.0}
         values.update(overrides)
         return make_client(data_dir, **values)
 
@@ -252,7 +271,7 @@ def test_bad_signatures_are_refused(messenger, stub, signature) -> None:
     resp = post(client, RAW, signature=signature)
     assert resp.status_code == 403
     time.sleep(0.2)
-    assert stub.calls == []
+    assert posts(stub) == []
 
 
 def test_no_app_secret_refuses_every_post(messenger, stub) -> None:
@@ -263,7 +282,7 @@ def test_no_app_secret_refuses_every_post(messenger, stub) -> None:
         assert "MESSENGER_APP_SECRET" in resp.json()["detail"]
     assert post(client, RAW, signature="").status_code == 403
     time.sleep(0.2)
-    assert stub.calls == []
+    assert posts(stub) == []
 
 
 @pytest.mark.parametrize("ascii_only", [True, False], ids=["u-escaped", "raw-utf8"])
@@ -300,9 +319,12 @@ def test_batch_of_three_events_in_two_entries_answered_in_order(messenger, stub)
         f"{render.DISCLOSE_START} echo: first", "echo: second", "echo: third"]
     assert [m.text for m in bot.seen if m.text != "other sender"] == ["first", "second", "third"]
     assert all(call.body["messaging_type"] == "RESPONSE" for call in stub.ok_calls() if call.message)
-    assert all(call.message["metadata"] == render.METADATA for call in stub.ok_calls() if call.message)
-    assert all(call.query["access_token"] == PAGE_TOKEN and call.path == "/v23.0/me/messages"
-               for call in stub.calls)
+    assert all(call.message["metadata"].startswith(render.METADATA + ":") for call in stub.ok_calls() if call.message)
+    assert len({call.message["metadata"] for call in stub.ok_calls() if call.message}) == 4  # one key a message
+    sends = [call for call in stub.calls if call.path != "/v23.0/me"]  # the start-up token check aside
+    assert all(call.headers["authorization"] == f"Bearer {PAGE_TOKEN}" and "access_token" not in call.query
+               and call.query["appsecret_proof"] == messenger_graph.appsecret_proof(PAGE_TOKEN, SECRET)
+               and call.path == "/v23.0/me/messages" for call in sends)
 
 
 def test_sender_actions_come_before_the_reply(messenger, stub) -> None:
@@ -310,7 +332,7 @@ def test_sender_actions_come_before_the_reply(messenger, stub) -> None:
     client.app.state.runtime.chatbot = EchoBot()
     post(client, body([text_event("hello there", "m_sa")]))
     stub.wait_for(lambda: len(stub.sent(PSID)) == 1)
-    kinds = [c.body.get("sender_action") or "message" for c in stub.ok_calls()]
+    kinds = [c.body.get("sender_action") or "message" for c in stub.ok_calls() if c.body]
     assert kinds == ["mark_seen", "typing_on", "message"]
 
 
@@ -326,7 +348,7 @@ def test_signed_bodies_of_other_shapes_are_acknowledged_and_ignored(messenger, s
     client = messenger()
     assert post(client, payload).status_code == 200
     settle(client)
-    assert stub.calls == []
+    assert posts(stub) == []
 
 
 def test_a_big_batch_passes_the_body_cap_and_a_huge_one_does_not(messenger, stub) -> None:
@@ -355,20 +377,25 @@ def test_echo_delivery_read_and_standby_are_not_answered(messenger, stub) -> Non
     assert post(client, payload).status_code == 200
     settle(client)
     time.sleep(0.2)
-    assert stub.calls == [] and bot.seen == []
+    assert posts(stub) == []
+    # The standby message was read by the core and recorded (as not sent), never answered.
+    assert [m.text for m in bot.seen] == ["written while the inbox holds the thread"]
+    assert bot.remembered == [("written while the inbox holds the thread", "[not sent: a person was handling "
+                                                                            "this conversation]")]
     # Our own echo did not put the thread on hold: the next message is answered.
     post(client, body([text_event("and now?", "m_after_echo")]))
     stub.wait_for(lambda: len(stub.sent(PSID)) == 1)
 
 
-def test_attachment_gets_the_text_only_note(messenger, stub) -> None:
+def test_a_photo_gets_the_cannot_open_note_with_the_phone(messenger, stub) -> None:
     client = messenger()
     bot = EchoBot()
     client.app.state.runtime.chatbot = bot
     post(client, body([attachment_event("m_photo")]))
     stub.wait_for(lambda: len(stub.sent(PSID)) == 1)
     [message] = stub.sent(PSID)
-    assert "only read text" in message["text"]
+    assert "can't open photos" in message["attachment"]["payload"]["text"]
+    assert buttons(message) == [{"type": "phone_number", "title": "Call the clinic", "payload": "+18284587218"}]
     assert bot.seen == []
 
 
@@ -440,22 +467,48 @@ def test_same_mid_answered_once_even_after_a_restart(messenger, stub) -> None:
     assert len(stub.sent(PSID)) == 1
 
 
-def test_database_down_means_no_answer(messenger, stub, caplog) -> None:
+def test_database_down_answers_please_call_from_memory_once(messenger, stub, caplog) -> None:
     from bot.store import StoreUnavailable
 
     client = messenger()
     bot = EchoBot()
     client.app.state.runtime.chatbot = bot
+    store = client.app.state.runtime.store
+    working = store.enqueue_events
 
-    def down(mid: str) -> bool:
+    def down(rows: Any) -> int:
         raise StoreUnavailable("OperationalError")
 
-    client.app.state.runtime.store.claim_message = down
+    store.enqueue_events = down
     with caplog.at_level(logging.INFO):
-        post(client, body([text_event("is anyone there", "m_dbdown")]))
+        payload = body([text_event("is anyone there", "m_dbdown")])
+        assert post(client, payload).status_code == 200
+        assert post(client, payload).status_code == 200  # Meta's redelivery: answered once
+        stub.wait_for(lambda: len(stub.sent(PSID)) == 1)
         settle(client)
-    assert stub.calls == [] and bot.seen == []
-    assert "dedupe_unavailable" in log_text(caplog)
+        health = client.get("/health").json()
+    [message] = stub.sent(PSID)
+    assert "please call the clinic at (828) 458-7218" in message["attachment"]["payload"]["text"].lower()
+    assert "memory_fallback" in log_text(caplog) and health["messenger"]["intake"] == "memory_fallback"
+    store.enqueue_events = working  # the database is back: durable again
+    post(client, body([text_event("and now?", "m_dbup")]))
+    stub.wait_for(lambda: len(stub.sent(PSID)) == 2)
+    assert client.get("/health").json()["messenger"]["intake"] == "durable"
+
+
+def test_database_down_still_sends_an_emergency_instruction(messenger, stub) -> None:
+    from bot.store import StoreUnavailable
+
+    client = messenger()
+    store = client.app.state.runtime.store
+
+    def down(rows: Any) -> int:
+        raise StoreUnavailable("OperationalError")
+
+    store.enqueue_events = down
+    post(client, body([text_event("I fell off a ladder and now I cannot stand up", "m_dbdown_er")]))
+    stub.wait_for(lambda: len(stub.sent(PSID)) == 1)
+    assert "911" in stub.sent(PSID)[0]["text"]
 
 
 # -- rendering through the real core ------------------------------------------------------------------
@@ -467,12 +520,12 @@ def test_emergency_first_and_alone_with_a_911_button(messenger, stub) -> None:
     settle(client)
     time.sleep(0.1)
     [message] = stub.sent(PSID)
-    payload = message["attachment"]["payload"]
-    assert payload["template_type"] == "button"
-    assert "911" in payload["text"] and len(payload["text"]) <= 640
-    assert buttons(message) == [{"type": "phone_number", "title": "Call 911", "payload": "911"}]
-    assert "quick_replies" not in message
-    assert "automated assistant" not in payload["text"]  # nothing else, not even the disclosure
+    # 911 cannot be a phone_number button (Meta wants "+<country code><number>"): it is in the text, which
+    # Messenger shows as a tappable number, and the reply never needs a refused-template round trip.
+    assert set(message) == {"text", "metadata"}
+    assert "911" in message["text"] and len(message["text"]) <= 2000
+    assert "automated assistant" not in message["text"]  # nothing else, not even the disclosure
+    assert [c.status for c in posts(stub) if c.message] == [200]
     # The disclosure comes with the next reply instead.
     client.app.state.runtime.chatbot = EchoBot()
     post(client, body([text_event("ok", "m_er_next")]))
@@ -485,18 +538,18 @@ def test_crisis_gets_988_and_911_buttons(messenger, stub) -> None:
     post(client, body([text_event("I want to kill myself", "m_crisis")]))
     stub.wait_for(lambda: len(stub.sent(PSID)) == 1)
     [message] = stub.sent(PSID)
-    assert [b["payload"] for b in buttons(message)] == ["988", "911"]
-    assert all(len(b["title"]) <= 20 for b in buttons(message))
+    assert "988" in message["text"] and "911" in message["text"] and "attachment" not in message
 
 
-def test_refused_emergency_template_falls_back_to_plain_text(messenger, stub) -> None:
-    client = messenger()
-    stub.fail(1, 400, error={"message": "(#100) Invalid phone number", "type": "OAuthException", "code": 100},
-              match=lambda c: bool(c.message and "attachment" in c.message))
-    post(client, body([text_event("I fell off a ladder and now I cannot stand up", "m_er_fallback")]))
-    stub.wait_for(lambda: len(stub.sent(PSID)) == 1)
-    [message] = stub.sent(PSID)
-    assert "911" in message["text"]
+def test_phone_buttons_are_e164_only() -> None:
+    actions = [Action(type="emergency", label="Call 911", value="tel:911"),
+               Action(type="emergency", label="Call or text 988", value="tel:988"),
+               Action(type="call", label="Call the clinic", value="tel:+1 (828) 458-7218")]
+    assert render.emergency_buttons(actions) == [{"type": "phone_number", "title": "Call the clinic",
+                                                  "payload": "+18284587218"}]
+    assert render.contact_buttons(actions) == render.emergency_buttons(actions)
+    only_short_codes = Reply(kind="emergency", reply="Call 911 now.", actions=actions[:2])
+    assert render.render_emergency(only_short_codes) == {"text": "Call 911 now."}
 
 
 def test_booking_is_a_button_template(messenger, stub) -> None:
@@ -598,21 +651,24 @@ def test_other_4xx_is_not_retried_and_is_logged_by_code(messenger, stub, caplog)
     assert "551.1545041" in logged and "private words" not in logged
 
 
-def test_graph_down_does_not_crash_the_worker(messenger, stub, caplog) -> None:
+def test_graph_down_keeps_the_reply_queued_and_sends_it_once_when_back(messenger, stub, caplog) -> None:
     client = messenger()
     client.app.state.runtime.chatbot = EchoBot()
     stub.down = True
     with caplog.at_level(logging.DEBUG):
         assert post(client, body([text_event("my hip hurts when I walk", "m_down")])).status_code == 200
+        time.sleep(1.5)
+        assert client.app.state.messenger.pending == 1  # queued, not dropped
+        stub.down = False
+        stub.wait_for(lambda: len(stub.sent(PSID)) == 1)
         settle(client)
     logged = log_text(caplog)
     assert '"code": "unreachable"' in logged
     assert "my hip hurts" not in logged and PSID not in logged and PAGE_TOKEN not in logged
-    stub.down = False
+    assert stub.sent(PSID)[0]["text"] == f"{render.DISCLOSE_START} echo: my hip hurts when I walk"
     post(client, body([text_event("still there?", "m_up")]))
-    stub.wait_for(lambda: len(stub.sent(PSID)) == 1)
-    # The failed reply never reached the patient, so the disclosure is still owed.
-    assert stub.sent(PSID)[0]["text"].startswith(render.DISCLOSE_START)
+    stub.wait_for(lambda: len(stub.sent(PSID)) == 2)
+    assert stub.sent(PSID)[1]["text"] == "echo: still there?"  # disclosed once
 
 
 # -- disclosure -----------------------------------------------------------------------------------
@@ -626,6 +682,8 @@ def test_disclosure_once_then_again_after_a_lapse(messenger, stub) -> None:
     assert [m["text"] for m in stub.sent(PSID)] == [f"{render.DISCLOSE_START} echo: one", "echo: two"]
     # One conversation per sender: the second message continues the session the first one opened.
     assert [m.session_id for m in client.app.state.runtime.chatbot.seen] == [None, "s-echo"]
+    settle(client)
+    client.__exit__(None, None, None)  # stopped first: the queue is shared, so either app could take "three"
     lapsed = messenger(messenger_lapse_hours=0)  # every gap is a lapse
     lapsed.app.state.runtime.chatbot = EchoBot()
     post(lapsed, body([text_event("three", "m_d3")]))
@@ -646,7 +704,7 @@ def test_handover_then_silence_then_handback(messenger, stub) -> None:
     [handover] = [c for c in stub.calls if c.path.endswith("/pass_thread_control")]
     assert handover.path == f"/v23.0/{PAGE_ID}/pass_thread_control"
     assert handover.body["recipient"] == {"id": PSID} and handover.body["target_app_id"] == INBOX_APP
-    assert handover.query["access_token"] == PAGE_TOKEN
+    assert handover.headers["authorization"] == f"Bearer {PAGE_TOKEN}"
     # While the person holds the thread the bot says nothing, even when the staff member writes.
     post(client, body([text_event("What is the psoas?", "m_h2"),
                        echo_event("m_staff", app_id=INBOX_APP)], [text_event("hello?", "m_h3")]))
@@ -677,7 +735,8 @@ def test_a_person_replying_from_the_inbox_silences_the_bot(messenger, stub) -> N
     post(client, body([echo_event("m_staff_first", app_id=INBOX_APP)], [text_event("thanks Sarah", "m_p1")]))
     settle(client)
     time.sleep(0.2)
-    assert stub.calls == [] and bot.seen == []
+    assert posts(stub) == []
+    assert [text for text, _ in bot.remembered] == ["thanks Sarah"]  # read and recorded, not answered
 
 
 def test_an_emergency_is_answered_even_while_a_person_holds_the_thread(messenger, stub) -> None:
@@ -685,7 +744,7 @@ def test_an_emergency_is_answered_even_while_a_person_holds_the_thread(messenger
     post(client, body([echo_event("m_staff_er", app_id=INBOX_APP)],
                       [text_event("I fell off a ladder and now I cannot stand up", "m_held_er")]))
     stub.wait_for(lambda: len(stub.sent(PSID)) == 1)
-    assert buttons(stub.sent(PSID)[0])[0]["payload"] == "911"
+    assert "911" in stub.sent(PSID)[0]["text"]
 
 
 def test_hold_ends_after_the_configured_time(messenger, stub) -> None:
@@ -753,23 +812,31 @@ def test_messenger_setup_dry_run_and_twice(data_dir, stub, capsys) -> None:
     assert messenger_setup.main(argparse.Namespace(dry_run=True), settings) == 0
     out = capsys.readouterr().out
     printed = json.loads(out[out.index("{"):])
-    assert stub.calls == []
+    assert posts(stub) == []
     assert messenger_setup.main(argparse.Namespace(dry_run=False), settings) == 0
     assert messenger_setup.main(argparse.Namespace(dry_run=False), settings) == 0
-    first, second = stub.calls
-    assert first.path == "/v23.0/me/messenger_profile" and first.query["access_token"] == PAGE_TOKEN
+    cleared, first, cleared_again, second = stub.calls
+    assert first.path == "/v23.0/me/messenger_profile" and first.headers["authorization"] == f"Bearer {PAGE_TOKEN}"
     assert first.body == second.body == printed  # safe to run twice: same payload, same result
+    assert cleared.method == "DELETE" and cleared.body == cleared_again.body == {"fields": ["ice_breakers"]}
     profile = first.body
     greeting = profile["greeting"][0]["text"]
     assert "automated assistant" in greeting and len(greeting) <= 160
-    assert profile["get_started"] == {"payload": "GET_STARTED"}
-    questions = profile["ice_breakers"][0]["call_to_actions"]
-    assert 3 <= len(questions) <= 4 and all(q["question"] == q["payload"] for q in questions)
+    assert profile["get_started"] == {"payload": "GET_STARTED"} and "ice_breakers" not in profile
     menu = profile["persistent_menu"][0]["call_to_actions"]
     assert [m["title"] for m in menu] == ["Book", "Call the clinic", "Our articles"]
     assert all(m["type"] == "postback" for m in menu)  # no URLs configured, and menus cannot dial
     out = capsys.readouterr().out
-    assert "ice breaker: What is the psoas?" in out and "result: success" in out
+    assert "get_started: payload GET_STARTED" in out and "result: success" in out
+    # The other choice: ice breakers (the question is the payload), no Get Started and so no menu.
+    settings = make_settings(data_dir, messenger_page_access_token=PAGE_TOKEN, graph_api_base=stub.url,
+                             messenger_welcome="ice_breakers")
+    assert messenger_setup.main(argparse.Namespace(dry_run=False), settings) == 0
+    cleared, profile = [c.body for c in stub.calls[-2:]]
+    assert cleared == {"fields": ["get_started", "persistent_menu"]} and set(profile) == {"greeting", "ice_breakers"}
+    questions = profile["ice_breakers"][0]["call_to_actions"]
+    assert 3 <= len(questions) <= 4 and all(q["question"] == q["payload"] for q in questions)
+    assert "ice breaker: What is the psoas?" in capsys.readouterr().out
 
 
 def test_messenger_setup_needs_a_page_token(data_dir, stub, capsys) -> None:

@@ -19,6 +19,8 @@ STAFF_ROUTES = [
     ("POST", "/staff/api/feedback/handled", {"ids": [1]}),
     ("POST", "/staff/api/reindex", None),
     ("GET", "/staff/api/stats", None),
+    ("GET", "/staff/api/messenger", None),
+    ("POST", "/staff/api/messenger/flags/handled", {"ids": [1]}),
     ("POST", "/search", {"query": "psoas"}),
 ]
 BAD_AUTH = [

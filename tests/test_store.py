@@ -23,6 +23,7 @@ from bot.store import (
     StoreUnavailable,
     daily_counts,
     feedback,
+    messenger_events,
     messenger_mids,
     messenger_threads,
     metadata,
@@ -34,7 +35,7 @@ from bot.store import (
 from tests.conftest import unavailable
 
 ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-HEAD = "0001"
+HEAD = "0002_messenger_queue"
 ROOT = Path(__file__).resolve().parent.parent
 LONG_AGO = timedelta(days=40)
 
@@ -264,7 +265,7 @@ def test_purge_deletes_old_rows_and_keeps_daily_counts(store: Store) -> None:
     _backdate(store, messenger_threads, "last_seen", past, messenger_threads.c.psid_hash == "old-thread")
     removed = store.purge(30)
     assert removed == {"turns": 2, "unanswered": 1, "feedback": 1, "messenger_mids": 1, "messenger_threads": 2,
-                       "sessions": 1}
+                       "sessions": 1, "messenger_outbox": 0, "messenger_events": 0, "messenger_flags": 0}
     counts = store.counts()
     assert counts["turns"] == 2 and counts["sessions"] == 1 and counts["feedback"] == counts["unanswered"] == 0
     assert counts["messenger_mids"] == 1 and store.thread_state("new-thread")["last_seen"] is not None
@@ -450,3 +451,86 @@ def test_feedback_expires_with_the_reply_it_copies(store: Store) -> None:
     removed = store.purge(30)
     assert removed["turns"] == 2 and removed["feedback"] == 1
     assert store.counts()["feedback"] == 0
+
+
+# -- Messenger durable queue (issue 14) -----------------------------------------------------------------------------
+def _enqueue(store: Store, sender: str, *keys: str) -> None:
+    store.enqueue_events([{"key": k, "psid_hash": sender, "payload": "{}"} for k in keys])
+
+
+def test_queue_dedupes_by_key_and_hands_out_one_head_per_sender(store: Store) -> None:
+    _enqueue(store, "a", "m.a1", "m.a2")
+    _enqueue(store, "b", "m.b1")
+    assert store.enqueue_events([{"key": "m.a1", "psid_hash": "a"}]) == 0  # a redelivery is not new
+    first = store.claim_event("w1", 30)
+    second = store.claim_event("w2", 30)
+    assert first is not None and second is not None
+    assert (first["key"], second["key"]) == ("m.a1", "m.b1")
+    assert store.claim_event("w3", 30) is None  # m.a2 waits for m.a1: one sender, one event at a time
+    assert store.finish_event(first["id"], "w1", "sent")
+    third = store.claim_event("w3", 30)
+    assert third is not None and third["key"] == "m.a2"
+    assert store.finish_event(second["id"], "w2", "sent") and store.finish_event(third["id"], "w3", "sent")
+    assert store.claim_event("w1", 30) is None
+    assert store.queue_stats()["done"] == 3
+
+
+def test_an_expired_lease_is_claimed_again_and_the_old_holder_cannot_finish(store: Store) -> None:
+    _enqueue(store, "a", "m.1")
+    held = store.claim_event("dead", 30)
+    assert held is not None
+    _backdate(store, messenger_events, "lease_until", now() - timedelta(seconds=1),
+              messenger_events.c.id == held["id"])
+    again = store.claim_event("alive", 30)
+    assert again is not None and again["id"] == held["id"] and again["attempts"] == 2
+    assert not store.finish_event(held["id"], "dead", "sent") and not store.renew_lease(held["id"], "dead", 30)
+    assert store.release_event(held["id"], "alive", 60)
+    assert store.claim_event("alive", 30) is None  # released with a delay: not before it is due
+
+
+def test_outbox_keeps_order_and_a_sent_message_stays_sent(store: Store) -> None:
+    _enqueue(store, "a", "m.1")
+    held = store.claim_event("w", 30)
+    assert held is not None
+    store.add_outbox(held["id"], [("k1", '{"n": 1}'), ("k2", '{"n": 2}')])
+    store.add_outbox(held["id"], [("k1", '{"n": 1}')])  # a resumed event adds nothing twice
+    assert [r["idem_key"] for r in store.outbox_rows(held["id"])] == ["k1", "k2"]
+    assert store.outbox_mark("k1", "sending")
+    assert store.outbox_confirm("k1", "m_meta_1")
+    assert not store.outbox_mark("k1", "pending")  # never back from sent
+    rows = store.outbox_rows(held["id"])
+    assert [(r["status"], r["body"]) for r in rows] == [("sent", None), ("pending", '{"n": 2}')]
+    assert store.queue_stats()["outbox_unsent"] == 1
+
+
+def test_stale_events_are_dropped_unless_a_reply_is_under_way(store: Store) -> None:
+    _enqueue(store, "a", "m.old")
+    _enqueue(store, "b", "m.old.started")
+    _enqueue(store, "c", "m.new")
+    started = store.claim_event("w", 30)
+    assert started is not None and started["key"] == "m.old"
+    store.release_event(started["id"], "w")
+    started = store.claim_event("w", 30)
+    assert started is not None
+    other = store.claim_event("w", 30)
+    assert other is not None and other["key"] == "m.old.started"
+    store.add_outbox(other["id"], [("k", "{}")])
+    store.release_event(other["id"], "w")
+    store.release_event(started["id"], "w")
+    _backdate(store, messenger_events, "received_at", now() - timedelta(hours=2),
+              messenger_events.c.key.in_(["m.old", "m.old.started"]))
+    assert store.drop_stale_events(3600) == 1
+    assert store.queue_stats() == {"dropped": 1, "queued": 2, "outbox_unsent": 1}
+
+
+def test_flags_and_status(store: Store) -> None:
+    store.add_flag("h1", "emergency_standby", "sess-1")
+    store.add_flag("h2", "handover_failed")
+    flags = store.list_flags()
+    assert [f["reason"] for f in flags] == ["handover_failed", "emergency_standby"]
+    assert store.mark_flags_handled([flags[0]["id"]]) == 1 and len(store.list_flags()) == 1
+    store.set_status("token", "expired")
+    store.set_status("token", "expired")
+    assert store.get_status() == {"token": "expired"}
+    store.set_status("token", None)
+    assert store.get_status() == {}

@@ -36,6 +36,21 @@ DISCLOSE_BACK = "You're chatting with the clinic's automated assistant again."
 TEXT_ONLY_NOTE = "Sorry, I can only read text messages. Please type your question and I'll do my best to help."
 HANDOVER_NOTE = ("Of course. I've let our staff know, and a member of our team will reply to you here as soon as "
                  "they can. If you'd like to talk sooner, please call the clinic at {phone}.")
+# pass_thread_control failed: nobody was asked, so nobody is promised.
+HANDOVER_FAILED_NOTE = ("Sorry, I couldn't reach our staff from here just now. Please call the clinic at {phone} "
+                        "and a member of our team will help you.")
+# The database is down: the event could not be queued, so the patient gets this rather than silence.
+STORE_DOWN_NOTE = ("Sorry, I can't answer messages here right now. Please call the clinic at {phone} and "
+                   "we'll be glad to help.")
+STICKER_NOTE = "Thanks for the sticker! If you have a question, just type it and I'll do my best to help."
+MEDIA_NOTE = ("Sorry, I can't open photos, voice messages or files here. Please type your question, or call the "
+              "clinic at {phone} and we'll be glad to help.")
+# Meta's "like" (the thumbs-up button) arrives as one of these stickers; after an answer it means thanks.
+LIKE_STICKERS = {369239263222822, 369239343222814, 369239383222810}
+LIKE_TEXT = "thanks"
+# A phone_number button's payload must be "+", the country code and the number (Meta's Send API
+# reference); short codes such as 911 and 988 cannot be call buttons, so they stay in the text.
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 # A sentence ends at . ! ? or … (optionally followed by a closing quote or bracket) before white space;
 # a line break always ends a segment.
@@ -100,14 +115,26 @@ def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
     return chunks
 
 
+def _prefix(text: str, limit: int) -> str:
+    """The longest prefix of at most `limit` UTF-16 units that does not split a surrogate pair."""
+    out, used = [], 0
+    for ch in text:
+        size = units(ch)
+        if used + size > limit:
+            break
+        out.append(ch)
+        used += size
+    return "".join(out)
+
+
 def short_title(text: str, limit: int = TITLE_LIMIT) -> str:
-    """A button or quick-reply title of at most `limit` characters, cut at a word with an ellipsis."""
+    """A button or quick-reply title of at most `limit` UTF-16 units (Meta's count), cut at a word with "…"."""
     text = " ".join(text.split())
     if units(text) <= limit:
         return text
-    cut = text[: limit - 1]
-    if " " in cut:
-        cut = cut[: cut.rfind(" ")]
+    cut = _prefix(text, limit - 1)
+    if " " in cut.strip():
+        cut = cut[: cut.rstrip().rfind(" ")]
     return cut.rstrip(" ,;:-") + "…"
 
 
@@ -115,26 +142,31 @@ def _number(value: str) -> str:
     return value.removeprefix("tel:").strip()
 
 
+def callable_number(value: str) -> str | None:
+    """The number of a `tel:` action when Meta accepts it as a call button (E.164), else None."""
+    number = re.sub(r"[\s().-]", "", _number(value))
+    return number if E164.fullmatch(number) else None
+
+
 def contact_buttons(actions: list[Action]) -> list[dict[str, Any]]:
     """Call / book / link actions as template buttons (phone_number or web_url), at most three."""
     buttons: list[dict[str, Any]] = []
     for a in actions:
-        if a.type == "call":
-            buttons.append({"type": "phone_number", "title": short_title(a.label), "payload": _number(a.value)})
+        if a.type == "call" and (number := callable_number(a.value)):
+            buttons.append({"type": "phone_number", "title": short_title(a.label), "payload": number})
         elif a.type in ("book", "link") and a.value.startswith(("https://", "http://")):
             buttons.append({"type": "web_url", "title": short_title(a.label), "url": a.value})
     return buttons[:MAX_BUTTONS]
 
 
 def emergency_buttons(actions: list[Action]) -> list[dict[str, Any]]:
-    """Emergency actions as call buttons: 911 (and 988 where the core offered it)."""
+    """The emergency reply's call buttons: only numbers Meta accepts (E.164). 911 and 988 are short codes,
+    which a phone_number button refuses (and "+911" would dial India), so they stay in the text, which
+    Messenger shows as a tappable number; the reply then never needs a fallback round trip."""
     buttons = []
     for a in actions:
-        if a.type == "emergency" and a.value.startswith("tel:"):
-            number = _number(a.value)
-            title = a.label if units(a.label) <= TITLE_LIMIT else f"Call {number}"
-            # Short codes stay as they are: "+911" would dial India, not the emergency line. Should Meta
-            # refuse the template, the channel falls back to the plain instruction.
+        if a.type in ("emergency", "call") and (number := callable_number(a.value)):
+            title = a.label if units(a.label) <= TITLE_LIMIT else short_title(f"Call {number}")
             buttons.append({"type": "phone_number", "title": title, "payload": number})
     return buttons[:MAX_BUTTONS]
 

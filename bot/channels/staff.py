@@ -235,3 +235,20 @@ async def staff_stats(_staff: StaffDep, runtime: RuntimeDep, _limit: StaffLimit)
     asked = totals["answer"] + totals["handoff"]
     share = round(totals["answer"] / asked, 4) if asked else None
     return StatsResponse(days=list(days.values()), totals=totals, answered_share=share)
+
+
+# -- Messenger (issue 14): the Page token's state, the queue, and conversations flagged for staff ------------------
+@router.get("/staff/api/messenger", tags=["staff"])
+async def staff_messenger(_staff: StaffDep, runtime: RuntimeDep, _limit: StaffLimit) -> dict[str, Any]:
+    """The Messenger channel's state (token_expired shows as a banner), queue counts and flagged conversations."""
+    report = runtime.channel_health.get("messenger")
+    healthy, state = report() if report else (True, {"token": "not_configured"})
+    return {"ok": healthy, **state, "queue": await _store_call(runtime.store.queue_stats),
+            "flags": await _store_call(runtime.store.list_flags)}
+
+
+@router.post("/staff/api/messenger/flags/handled", tags=["staff"])
+async def staff_messenger_flags_handled(body: HandledRequest, _staff: StaffDep, runtime: RuntimeDep,
+                                        _limit: StaffLimit) -> dict[str, int]:
+    """Mark flagged Messenger conversations as handled."""
+    return {"handled": await _store_call(runtime.store.mark_flags_handled, body.ids)}
