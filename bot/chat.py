@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import secrets
+import threading
 import unicodedata
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +37,7 @@ log = logging.getLogger(__name__)
 OnSentence = Callable[[str], Awaitable[None]]
 # The model reads the best three passages, the same ones the extractive composer picks from.
 LLM_PASSAGES = 3
+UNSAVED_LIMIT = 1000  # exchanges kept back during a database outage (bounded: memory, and retention)
 SMALLTALK = ("greeting", "thanks", "goodbye", "identity", "capabilities", "ack")
 # A short message that leans on the previous one ("how long is it?", "and what about the hips?").
 _FOLLOW_UP = re.compile(r"\b(it|its|it's|that|this|they|them|their|those|these|there|he|she|one)\b|"
@@ -72,6 +76,10 @@ class Chatbot:
         # The last turns of recent sessions, written before a reply leaves: the next message of the same
         # session sees it even if it arrives 0 ms later, and a database outage does not lose the context.
         self.memory = SessionMemory(idle_minutes=settings.session_idle_minutes)
+        # Exchanges the database refused, kept (redacted, bounded) and written once it answers again: an outage
+        # delays the record instead of losing it. They get no reply_id: feedback needs a stored reply.
+        self._unsaved: deque[tuple[Any, ...]] = deque(maxlen=UNSAVED_LIMIT)
+        self._unsaved_lock = threading.Lock()
         self._phrases = {lang: Phrases(clinic, lang) for lang in ("en", "es")}
 
     # -- the entry point channels use ------------------------------------------------------------
@@ -526,6 +534,8 @@ class Chatbot:
     async def _remember(self, session: Session, message: IncomingMessage, reply: Reply) -> bool:
         unanswered = getattr(reply, "_record_unanswered", None)
 
+        record: list[tuple[Any, ...]] = []
+
         def redact_and_store() -> None:  # redaction is regex work on patient text: off the event loop too
             user_text = safety.redact(normalise(message.text))
             bot_text = safety.redact(reply.reply)
@@ -533,8 +543,12 @@ class Chatbot:
             if self.store is None or reply.reply_id is None:
                 raise _NotStored
             question = None if unanswered is None else safety.redact(unanswered or normalise(message.text))
+            record.append((session.id, message.channel, user_text, reply.kind, bot_text, question))
             self.store.record_exchange(session.id, message.channel, user_text, reply.kind, bot_text,
                                        reply_id=reply.reply_id, unanswered_question=question)
+            record.clear()  # stored: nothing of this exchange to keep back
+            with contextlib.suppress(Exception):  # the backlog waits for a later write if this one fails
+                self._flush_unsaved()
 
         try:
             await asyncio.to_thread(redact_and_store)
@@ -543,10 +557,29 @@ class Chatbot:
         except Exception as exc:
             metrics.STORE_FAILURES.labels("record").inc()
             log.warning("store unavailable: %s", type(exc).__name__)
+            with self._unsaved_lock:
+                if len(self._unsaved) == self._unsaved.maxlen:
+                    metrics.STORE_FAILURES.labels("record_dropped").inc()
+                self._unsaved.extend(record)
             return False
         if unanswered is not None:
             metrics.UNANSWERED.inc()
         return True
+
+
+    def _flush_unsaved(self) -> None:
+        """Write the exchanges an outage kept back, oldest first; stop at the first refusal."""
+        assert self.store is not None
+        while True:
+            with self._unsaved_lock:
+                if not self._unsaved:
+                    return
+                item = self._unsaved[0]
+            sid, channel, user_text, kind, bot_text, question = item
+            self.store.record_exchange(sid, channel, user_text, kind, bot_text, unanswered_question=question)
+            with self._unsaved_lock:
+                if self._unsaved and self._unsaved[0] is item:
+                    self._unsaved.popleft()
 
 
 # -- reading the conversation ------------------------------------------------------------------------

@@ -261,3 +261,37 @@ def test_no_test_phrase_is_copied_into_the_banks() -> None:
         [t for t, _ in INTENTS] + QUESTIONS
     copied = [p for p in phrases if fold(p) in banked]
     assert copied == []
+
+
+def test_a_database_outage_delays_records_instead_of_losing_them(session_app) -> None:  # type: ignore[no-untyped-def]
+    """Issue 15 item 5: no reply_id for what was not stored, the context kept in memory, the record written later."""
+    from bot.store import StoreUnavailable
+    from bot.types import IncomingMessage
+
+    chatbot = session_app.state.runtime.chatbot
+    store = chatbot.store
+    real = store.record_exchange
+    written: list[str] = []
+
+    def down(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise StoreUnavailable("database unavailable (OperationalError)")
+
+    def up(*args, **kwargs):  # type: ignore[no-untyped-def]
+        written.append(args[2])
+        return real(*args, **kwargs)
+
+    async def talk() -> tuple:  # type: ignore[type-arg]
+        store.record_exchange = down
+        first = await chatbot.respond(IncomingMessage(text="tell me about the psoas"))
+        second = await chatbot.respond(IncomingMessage(text="how long is it?", session_id=first.session_id))
+        store.record_exchange = up
+        third = await chatbot.respond(IncomingMessage(text="thanks!", session_id=first.session_id))
+        return first, second, third
+
+    try:
+        first, second, third = asyncio.run(talk())
+    finally:
+        store.record_exchange = real
+    assert first.reply_id is None and second.reply_id is None and third.reply_id is not None
+    assert "16 inches" in second.reply  # the conversation went on from memory while the database was down
+    assert written == ["thanks!", "tell me about the psoas", "how long is it?"]

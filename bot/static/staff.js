@@ -181,9 +181,24 @@
   function enter() {
     show("console");
     status("");
+    loadMessenger();
     loadStats();
     loadUnanswered();
     loadFeedback();
+  }
+
+  // ---- Messenger: a banner when Meta refuses the Page token (replies wait in the queue meanwhile) ----
+  async function loadMessenger() {
+    const banner = $("messenger-alert");
+    let data = null;
+    try { data = await api("GET", "/staff/api/messenger"); } catch (e) { data = null; }
+    const expired = data && data.token === "token_expired";
+    banner.hidden = !expired;
+    banner.textContent = expired
+      ? "Facebook Messenger is paused: Meta refused the Page access token (it expired or was revoked). " +
+        "Patients' messages are kept and will be answered once a new token is set " +
+        "(MESSENGER_PAGE_ACCESS_TOKEN, then restart). " + (data.unsent ? data.unsent + " replies are waiting." : "")
+      : "";
   }
 
   // ---- at a glance ----------------------------------------------------------------------------------
