@@ -58,7 +58,8 @@ SLOT_MEANING = 0.45
 # Where one message asks two things: a new clause that starts like a question.
 _Q_START = (r"(?:how|what|whats|what's|where|why|when|who|which|will|would|can|could|does|do|did|is|are|should|"
             r"shall|may|cuanto|cuánto|cuanta|cuánta|como|cómo|que|qué|donde|dónde|cuando|cuándo|puedo|es|hay)")
-_SPLIT = re.compile(rf"(?<=[?!.])\s+|\s*[,;]?\s+(?:and|also|plus|y|tambien|también)\s+(?={_Q_START}\b)", re.I)
+# Possessive \s++ keeps the split linear on long runs of spaces (no backtracking into them).
+_SPLIT = re.compile(rf"(?<=[?!.])\s++|[,;]?\s++(?:and|also|plus|y|tambien|también)\s++(?={_Q_START}\b)", re.I)
 _QUESTION = re.compile(rf"\?\s*$|^\W*{_Q_START}\b", re.I)
 
 
