@@ -76,7 +76,7 @@ FACTS = [
     ("whos gonna be working on me, whats her background", "staff"),
     ("roughly how many minutes does one treatment take", "duration"),
     ("how many visits do ppl usually need total", "frequency"), ("whats the street address of the office", "location"),
-    ("got anything open thursday afternoon", "availability"), ("do you do a free first visit", "discount"),
+    ("got anything open thursday afternoon", "availability"), ("got any coupons or student discounts going", "discount"),
     ("if something comes up how late can i cancel without a fee", "cancellation"),
     ("can i pay with my hsa card or apple pay", "payment"), ("are u open sundays", "hours"),
     ("should i wear shorts or something loose", "wear_bring"), ("cuanto me cobran por la consulta", "price"),

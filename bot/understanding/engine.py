@@ -127,7 +127,7 @@ class Understander:
         # rest ("had cancer years ago, I just want to book" is a booking), renormalised among them.
         routing = np.where(self._routing, p, 0.0)
         routing = routing / max(float(routing.sum()), 1e-9)
-        guard, guard_p = self._best("guard", routing)
+        guard, guard_p = self._best("guard", p)  # a guard must stand on its own, not on what is left
         if guard is not None and guard_p >= LABEL_AT["guard"]:
             u.guard = guard
         main = int(np.argmax(routing))
