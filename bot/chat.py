@@ -341,7 +341,7 @@ class Chatbot:
         except IndexUnavailable:
             return self._unavailable(trace, say)
         shown = {t.text for t in session.turns if t.role == "bot"}
-        composed = await self._compose(used, qvec, found, trace, topic, u, session, [], None, shown=shown)
+        composed = await self._compose(used, qvec, found, trace, topic, u, session, [], None, shown=shown, llm=False)
         if not composed.text or not found.grounded:
             return self._handoff(say.say("repeat"), trace, "repeat", lang=u.lang)
         return self._answer_reply(composed, [], u, session, trace, say, topic)
@@ -377,7 +377,7 @@ class Chatbot:
                 missing.append(f"“{part.rstrip('?.! ')}”")
                 continue
             composed = await self._compose(used, qvec, found, trace, part, pu, session, [], None,
-                                           max_words=self.settings.answer_max_words // 2 + 10)
+                                           max_words=self.settings.answer_max_words // 2 + 10, llm=False)
             if composed.text:
                 answered.append(composed)
             else:
@@ -415,7 +415,7 @@ class Chatbot:
     async def _compose(self, question: str, qvec: np.ndarray, found: Retrieval, trace: ReplyTrace,
                        original: str, u: Understanding, session: Session, notes: list[str],
                        on_sentence: OnSentence | None, shown: set[str] | None = None,
-                       max_words: int | None = None) -> Composed:
+                       max_words: int | None = None, llm: bool = True) -> Composed:
         retriever = await self.retriever.current_async(self.settings.index_timeout)
         if retriever is None:
             raise IndexUnavailable("no index has been built yet")
@@ -429,7 +429,7 @@ class Chatbot:
                              qtype=u.qtype, exclude=shown,
                              max_words=max_words or self.settings.answer_max_words,
                              word_weights=retriever.lexical.query_weights(original))
-        if not self._llm_on():
+        if not (llm and self._llm_on()):
             return extractive
         return await self._compose_llm(question, found, extractive, trace, notes, on_sentence)
 
