@@ -262,7 +262,8 @@ class Chatbot:
                       session: Session, trace: ReplyTrace, say: Phrases, on_sentence: OnSentence | None) -> Reply:
         if _MORE.match(question) and last_question(session):
             return await self._more(session, trace, say, u)
-        parts = plan_parts(question)
+        # The model reads the whole message and answers each part itself; the extractive plan splits it.
+        parts = [question] if self._llm_on() else plan_parts(question)
         if len(parts) > 1:
             return await self._multi(parts, u, session, trace, say)
         try:
