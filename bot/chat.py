@@ -59,6 +59,10 @@ def normalise(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+# What is stored in place of a reply that was not sent because a person held the conversation.
+NOT_SENT = "[not sent: a person was handling this conversation]"
+
+
 class Chatbot:
     """The core: decides every reply; channels only translate."""
 
@@ -92,6 +96,10 @@ class Chatbot:
         session = await self._open_session(message)
         reply = await self.reply(message, session, on_sentence=on_sentence)
         reply.session_id = session.id
+        if message.held and reply.kind != "emergency":
+            # Staff see the whole conversation, and the record says this reply never reached the patient.
+            reply.reply, reply.kind, reply.citations = NOT_SENT, "smalltalk", []
+            reply._record_unanswered = None
         reply.reply_id = secrets.token_urlsafe(16) if self.store is not None else None
         if not await self._remember(session, message, reply):
             reply.reply_id = None
@@ -262,10 +270,12 @@ class Chatbot:
                       session: Session, trace: ReplyTrace, say: Phrases, on_sentence: OnSentence | None) -> Reply:
         if _MORE.match(question) and last_question(session):
             return await self._more(session, trace, say, u)
-        # The model reads the whole message and answers each part itself; the extractive plan splits it.
-        parts = [question] if self._llm_on() else plan_parts(question)
-        if len(parts) > 1:
+        parts = plan_parts(question)
+        if len(parts) > 1 and not self._llm_on():
             return await self._multi(parts, u, session, trace, say)
+        # The model reads the whole message and answers each part itself; when it falls back, the patient gets
+        # exactly what extractive mode gives (the split plan), so a model outage changes nothing they read.
+        fallback = (lambda: self._multi(parts, u, session, trace, say)) if len(parts) > 1 else None
         try:
             found, qvec, used = await self._retrieve(search, session, search_vec)
         except IndexUnavailable:
@@ -295,6 +305,8 @@ class Chatbot:
             composed = await self._compose(used, qvec, found, trace, question, u, session, notes, on_sentence)
         except IndexUnavailable:
             return self._unavailable(trace, say)
+        if fallback is not None and trace.llm_fallback is not None:
+            return await fallback()
         if not composed.text:
             return self._handoff(say.say("not_found"), trace, "not_grounded", lang=u.lang, record=True,
                                  question=question)

@@ -22,6 +22,8 @@ class IncomingMessage:
     channel: Channel = "web"
     # A channel's own postback/quick-reply payload, when the message came from a button.
     payload: str | None = None
+    # A person holds this conversation (Messenger handover): only an emergency reply will be sent.
+    held: bool = False
 
 
 @dataclass(frozen=True)

@@ -252,8 +252,10 @@ def test_two_workers_behave_as_one(tmp_path: Path, built_index: Path) -> None:
                 follow = fresh.post("/chat", json={"message": "how long is it?", "session_id": session}).json()
             assert follow["session_id"] == session and "16 inches" in follow["reply"]
             metrics = c.get("/metrics").text
+            # Every worker's replies, added up (asked six times, the same answer is not repeated word for word,
+            # so some of the seven are the "already answered" handoff).
             total = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
-                        if line.startswith('bot_replies_total{channel="web",kind="answer"}'))
-            assert total == 7  # every worker's replies, added up
+                        if line.startswith('bot_replies_total{channel="web",'))
+            assert total == 7
     finally:
         server.stop()

@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 STORE_WAIT_S = 10.0  # a webhook may arrive while the service is starting: wait this long for the database
 MEMORY_SEND_ATTEMPTS = 8  # about a minute of backoff for a reply that has no outbox
 RECENT_KEYS = 10_000  # message ids answered from memory while the database was down (per process)
-NOT_SENT = "[not sent: a person was handling this conversation]"
 _HEX = set(string.hexdigits)
 # What the core may not read as a request for a person on its own ("human", "agent"): the issue's words.
 _ASKS_PERSON = re.compile(r"^\W*(?:i want |i need |can i (?:get|have) )?(?:a |an |the )?(?:human|agent|person|"
@@ -417,7 +416,7 @@ class MessengerChannel(Delivery):
         """A person holds the thread: the core still reads (and records) every message; only an emergency is sent."""
         if incoming is None:  # a sticker or photo while a person holds the thread: theirs to answer
             return []
-        reply = await self._ask_core(job, replace(incoming, session_id=thread.session_id), h)
+        reply = await self._ask_core(job, replace(incoming, session_id=thread.session_id, held=True), h)
         steps: list[dict[str, Any]] = []
         if reply.kind == "emergency":
             if standby:  # another app owns the thread: take it for the instruction, then give it back
@@ -433,9 +432,7 @@ class MessengerChannel(Delivery):
             log.warning("messenger emergency while held", extra={"event": {"messenger": "emergency_while_held",
                                                                            "psid": h, "standby": standby}})
         else:
-            # Recorded so staff see the whole conversation, but it was not sent: say so in the stored turn.
-            reply.reply, reply.kind, reply.citations = NOT_SENT, "smalltalk", []
-            reply._record_unanswered = None
+            # The core recorded it as not sent (held=True); nothing goes to the patient.
             log.info("messenger silent", extra={"event": {"messenger": "held_by_person", "psid": h,
                                                           "standby": standby}})
         steps.append({"kind": "local", "op": "session", "session_id": reply.session_id or None})
