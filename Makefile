@@ -35,14 +35,14 @@ test: install-dev
 	$(BIN)/python -m pytest
 
 bench: install-dev
-	$(BIN)/python -m bot bench
+	$(BIN)/python -m tools.bench
 
 eval: install
-	$(BIN)/python -m bot eval
+	$(BIN)/python -m tools.evaluate
 
 lint: install-dev
-	$(BIN)/ruff check bot tests ingest.py
-	$(BIN)/mypy bot
+	$(BIN)/ruff check bot tools tests ingest.py
+	$(BIN)/mypy bot tools
 
 # Needs PyPI's JSON API or OSV. From the development machines and CI only the package index is reachable, so
 # there every package reports "could not be audited": run it where the advisory service answers (README).

@@ -1,4 +1,4 @@
-"""Command line: serve, ingest, ask, search, eval, bench, messenger-setup."""
+"""Command line: serve, ingest, ask, search, messenger-setup (evaluation and benchmarks: tools/)."""
 
 from __future__ import annotations
 
@@ -124,20 +124,6 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
-    """Run the dev and blind sets and the red team; print pass rates, reply style, labels and latency."""
-    from bot.evaluate import main as run_eval
-
-    return run_eval(args)
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    """Run the benchmark and print its figures."""
-    from bot.bench import main as run_bench
-
-    return run_bench(args)
-
-
 def cmd_messenger_setup(args: argparse.Namespace) -> int:
     """Set the Facebook Page's Messenger profile (greeting, Get Started, ice breakers, menu)."""
     from bot.channels.messenger_setup import main as setup
@@ -169,16 +155,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=5)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
-    p = sub.add_parser("eval", help=cmd_eval.__doc__)
-    p.add_argument("--mode", choices=["extractive", "llm"], default=None)
-    p.add_argument("--set", default=None, help="one conversation file (default: the dev and blind sets, the red "
-                                                "team and the understanding figures)")
-    p.add_argument("--verbose", "-v", action="store_true")
-    p.set_defaults(func=cmd_eval)
-    p = sub.add_parser("bench", help=cmd_bench.__doc__)
-    p.add_argument("--quick", action="store_true", help="fewer requests, for a smoke run")
-    p.add_argument("--only", default="", help="comma-separated parts: core,chat,scale,load")
-    p.set_defaults(func=cmd_bench)
     p = sub.add_parser("messenger-setup", help=cmd_messenger_setup.__doc__)
     p.add_argument("--dry-run", action="store_true")
     p.set_defaults(func=cmd_messenger_setup)

@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     request_timeout: float = 15.0
     rate_limit_chat: str = "30/minute"
     rate_limit_search: str = "120/minute"
-    # Grounding threshold on the fused retrieval confidence; calibrated by `python -m bot eval`.
+    # Grounding threshold on the fused retrieval confidence; calibrated by `python -m tools.evaluate`.
     grounded_threshold: float = 0.42
 
     # --- hardening (issue 15): dependency timeouts, client identity, staff log-ins, serving ------------------------

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.evaluate import (
+from bot.types import Action, Citation, Reply, ReplyTrace
+from tools.evaluate import (
     DEV_GROUPS,
     GROUPS,
     OVERALL_BAR,
@@ -27,7 +28,6 @@ from bot.evaluate import (
     summarise,
     validate,
 )
-from bot.types import Action, Citation, Reply, ReplyTrace
 
 SET = Path(__file__).parent / "eval" / "conversations.yaml"
 KNOWLEDGE = Path(__file__).resolve().parent.parent / "knowledge"
@@ -105,7 +105,7 @@ def test_hybrid_retrieval_finds_the_expected_article(runtime, conversations) -> 
 
 @pytest.mark.slow
 def test_the_command_prints_every_section(runtime, capsys, monkeypatch) -> None:
-    import bot.evaluate as evaluate
+    import tools.evaluate as evaluate
 
     # The command builds its own Runtime from the environment; hand it the loaded one instead.
     monkeypatch.setattr(evaluate, "build_runtime", lambda *a, **k: runtime)

@@ -192,8 +192,8 @@ def test_eval_set_through_the_service_reaches_no_invented_fact(llama_server: str
 
     from bot.api import Runtime
     from bot.config import load_clinic
-    from bot.evaluate import STRICT_GROUPS, RunResult, llm_figures, load_set, run_conversations, summarise
     from tests.conftest import make_settings
+    from tools.evaluate import STRICT_GROUPS, RunResult, llm_figures, load_set, run_conversations, summarise
 
     data = tmp_path / "data"
     shutil.copytree(built_index, data)

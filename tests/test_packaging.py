@@ -97,3 +97,15 @@ def test_built_wheel_installs_in_a_fresh_venv_and_serves(tmp_path: Path) -> None
         proc.terminate()
         proc.wait(30)
         log.close()
+
+
+def test_the_service_package_imports_nothing_from_the_tools() -> None:
+    """Benchmarks and evaluation live in tools/ and are not shipped: bot/ must never need them."""
+    import ast
+
+    for path in (ROOT / "bot").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not any(n == "tools" or n.startswith("tools.") for n in names), f"{path} imports {names}"
+    assert not list((ROOT / "bot").glob("bench*.py")) and not list((ROOT / "bot").glob("evaluate*.py"))

@@ -161,8 +161,8 @@ def test_database_down_answers_keep_flowing(make_client, data_dir: Path) -> None
 
 
 def test_killed_ingest_leaves_the_index_whole(tmp_path: Path, built_index: Path) -> None:
-    from bot.bench import synthetic_corpus
     from bot.index import IndexStore
+    from tools.synthetic import synthetic_corpus
 
     data = tmp_path / "data"
     shutil.copytree(built_index, data)

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 Embed = Callable[[Sequence[str]], np.ndarray]
 MAIN_GROUPS = ("emergency", "crisis", "not_emergency", "guard", "intent", "fact", "question")
 URGENT = {"emergency.cancer", "emergency.hot_joint"}  # see a doctor today, 911 if worse
-# The decision thresholds, calibrated on the banks' out-of-fold predictions (`python -m bot eval` prints them).
+# The decision thresholds, calibrated on the banks' out-of-fold predictions (`python -m tools.evaluate` prints them).
 EMERGENCY_AT = 0.5  # the summed probability of every emergency and crisis label
 # A long message is also read sentence by sentence: a red flag buried in a story about booking still counts.
 # One sentence alone is weaker evidence than a whole message, so it must clear a higher bar.

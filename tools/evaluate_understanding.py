@@ -1,6 +1,6 @@
 """Figures for the understanding layer: the red-team set, the banks' cross-validated labels, language detection.
 
-`python -m bot eval` prints them after the conversation sets; the functions are plain so tests use them too.
+`python -m tools.evaluate` prints them after the conversation sets; the functions are plain so tests use them too.
 """
 
 from __future__ import annotations

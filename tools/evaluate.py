@@ -1,4 +1,4 @@
-"""`python -m bot eval`: run the evaluation conversations; print pass rates, retrieval quality and latency.
+"""`python -m tools.evaluate`: run the evaluation conversations; print pass rates, retrieval quality and latency.
 
 The checking is plain functions (`load_set`, `check_turn`, `summarise`, `meets_bar`, `retrieval_quality`) so the
 tests use exactly what the command uses.
@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import re
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -418,7 +420,7 @@ def main(args: argparse.Namespace) -> int:
                 if quality is None and runtime.ready.is_set() and "dev" in sets:
                     quality = retrieval_quality(runtime.retriever.current(), runtime.embedder, sets["dev"])
                 if m == modes[0] and runtime.ready.is_set() and not getattr(args, "set", None):
-                    from bot.evaluate_understanding import main_redteam
+                    from tools.evaluate_understanding import main_redteam
 
                     print_report(results, quality, bool(getattr(args, "verbose", False)))
                     if styles:
@@ -438,3 +440,18 @@ def main(args: argparse.Namespace) -> int:
         met &= ok
         print(f"bar for {r.mode}: {'met' if ok else 'NOT met'}")
     return 0 if met else 1
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options of `python -m tools.evaluate`."""
+    p = argparse.ArgumentParser(prog="python -m tools.evaluate", description=main.__doc__)
+    p.add_argument("--mode", choices=["extractive", "llm"], default=None)
+    p.add_argument("--set", default=None, help="one conversation file (default: the dev and blind sets, the red "
+                                                "team and the understanding figures)")
+    p.add_argument("--verbose", "-v", action="store_true")
+    return p.parse_args(argv)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    sys.exit(main(parse_args()))

@@ -1,12 +1,12 @@
-"""`python -m bot bench`: the figures the README quotes, measured on this machine, printed in one run."""
+"""`python -m tools.bench`: the figures the README quotes, measured on this machine, printed in one run."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import logging
 import os
-import random
 import resource
 import subprocess
 import sys
@@ -18,31 +18,7 @@ from typing import Any
 import numpy as np
 
 from bot.config import Settings, get_settings
-
-STEMS = ["what is", "tell me about", "how does", "explain", "can you describe", "what do your articles say about",
-         "i read about", "question about", "help me understand", "what should i know about"]
-TOPICS = ["the psoas", "psoas length", "where the psoas attaches", "the iliopsoas", "the iliacus muscle",
-          "pelvic instability", "a shortened psoas", "back pain and the psoas", "hip pain after hiking",
-          "myofascial release", "the john barnes approach", "gentle sustained pressure", "the fear reflex",
-          "leg length discrepancies", "tmj and jaw pain", "headaches and pelvic instability", "hip flexors",
-          "pelvic tilts and torques", "releasing the psoas", "groin pain and the psoas"]
-
-
-# Plausible article vocabulary for synthetic corpora.
-WORDS = ("muscle fascia pelvis spine hip back gentle pressure release posture breathing tension walking standing "
-         "stretch therapist session body balance movement stiffness comfort alignment tissue lumbar thigh knee "
-         "ankle shoulder jaw headache rest recovery hydration sleep stress").split()
-
-
-def distinct_questions(n: int, seed: int = 7) -> list[str]:
-    """n different patient-style questions (a cache cannot help)."""
-    rng = random.Random(seed)
-    out: set[str] = set()
-    tails = ["", "?", " please", " for my back", " for my hip", " in simple words", " briefly"]
-    while len(out) < n:
-        # A number makes every question distinct, so no cache can serve a repeat.
-        out.add(f"{rng.choice(STEMS)} {rng.choice(TOPICS)}{rng.choice(tails)} ({len(out)})")
-    return sorted(out, key=lambda _: rng.random())
+from tools.synthetic import distinct_questions, synthetic_corpus
 
 
 def pct(values: list[float], q: float) -> float:
@@ -55,21 +31,6 @@ def peak_rss_mb() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return max(own, kids) / 1024
-
-
-def synthetic_corpus(folder: Path, passages: int, seed: int = 1) -> None:
-    """Markdown files holding `passages` distinct passages of plausible clinic-article prose."""
-    rng = random.Random(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    per_file = 50
-    for f in range(0, passages, per_file):
-        sections = []
-        for n in range(f, min(f + per_file, passages)):
-            sentences = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 16))).capitalize() + "."
-                         for _ in range(3)]
-            sections.append(f"## Note {n}\n\n" + " ".join(sentences) + f" Reference {n}.")
-        (folder / f"synthetic-{f // per_file:05d}.md").write_text(
-            f"---\ntitle: Synthetic {f // per_file}\n---\n\n" + "\n\n".join(sections) + "\n")
 
 
 def bench_core(settings: Settings, quick: bool) -> dict[str, Any]:
@@ -258,7 +219,7 @@ def main(args: argparse.Namespace) -> int:
     if "load" in parts:
         results["load"] = bench_chat(settings, args.quick, workers=2, n32=5000 if not args.quick else 500)
     if "scale" in parts:
-        from bot.bench_scale import bench_scale
+        from tools.bench_scale import bench_scale
 
         results["scale"] = bench_scale(settings, args.quick)
     results["peak_rss_mb_bench_process"] = peak_rss_mb()
@@ -301,7 +262,20 @@ def print_report(r: dict[str, Any]) -> None:
             print(f"/chat p50 / floor p50 = {chat['c1']['p50_ms'] / core['floor_p50_ms']:.2f}x")
         print(f"server peak RSS                               {chat['server_rss_mb']:.0f} MB")
     if r.get("scale"):
-        from bot.bench_scale import print_scale
+        from tools.bench_scale import print_scale
 
         print_scale(r["scale"])
     print(f"\npeak RSS of the bench process                 {r['peak_rss_mb_bench_process']:.0f} MB")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options of `python -m tools.bench`."""
+    p = argparse.ArgumentParser(prog="python -m tools.bench", description=main.__doc__)
+    p.add_argument("--quick", action="store_true", help="fewer requests, for a smoke run")
+    p.add_argument("--only", default="", help="comma-separated parts: core,chat,scale,load")
+    return p.parse_args(argv)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    sys.exit(main(parse_args()))

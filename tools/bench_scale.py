@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from bot.bench import WORDS
 from bot.config import Settings
+from tools.synthetic import WORDS
 
 
 def _rss_mb() -> float:

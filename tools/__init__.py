@@ -1,0 +1,1 @@
+"""Benchmarks, evaluation and reference scripts: run beside the service, never shipped in it."""
