@@ -157,6 +157,22 @@ def test_same_banks_same_model(understander, embedder) -> None:  # type: ignore[
     assert understander.understand(text, vec).scores == again.understand(text, vec).scores
 
 
+def test_the_n_gram_analyzers_make_exactly_sklearns_grams() -> None:
+    """Inference runs without scikit-learn (start-up time): its n-grams must be the ones the model was fitted on."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from bot.understanding.model import CHAR_RANGE, WORD_RANGE, char_grams, fold, word_grams
+
+    char = TfidfVectorizer(analyzer="char_wb", ngram_range=CHAR_RANGE).build_analyzer()
+    word = TfidfVectorizer(analyzer="word", ngram_range=WORD_RANGE, token_pattern=r"(?u)\b\w+\b").build_analyzer()
+    texts = [ex.text for ex in load_banks().examples][:3000] + [
+        "", "a", "ok", "  two   spaces ", "ñandú ÁRBOL", "x y z", "tab\there\nnewline", "a" * 9, "¿qué? ¡sí!"]
+    for text in texts:
+        for t in (text, fold(text)):
+            assert char_grams(t) == char(t), t
+            assert word_grams(t) == word(t), t
+
+
 def test_a_new_phrasing_is_fixed_by_adding_an_example_not_code(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     """The clinic's workflow: a phrase the bot misread is added to a bank file, and the bot reads it right."""
     banks = tmp_path / "banks"

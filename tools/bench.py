@@ -83,7 +83,8 @@ def bench_core(settings: Settings, quick: bool) -> dict[str, Any]:
 class Server:
     """`python -m bot serve` on a free port, timed from spawn to a 200 on /health."""
 
-    def __init__(self, data_dir: Path, workers: int = 1, env: dict[str, str] | None = None) -> None:
+    def __init__(self, data_dir: Path, workers: int = 1, env: dict[str, str] | None = None,
+                 module: str = "bot") -> None:
         import socket
 
         with socket.socket() as sock:
@@ -92,8 +93,10 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.started = time.perf_counter()
         self.log = tempfile.NamedTemporaryFile(prefix="bench-server-", suffix=".log", delete=False)  # noqa: SIM115
+        cmd = ([sys.executable, "-m", "bot", "serve", "--port", str(self.port), "--workers", str(workers)]
+               if module == "bot" else [sys.executable, "-m", module, "--port", str(self.port)])
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "serve", "--port", str(self.port), "--workers", str(workers)],
+            cmd,
             # The load comes from one address standing in for many patients: lift the per-client limit.
             env={**os.environ, "DATA_DIR": str(data_dir), "RATE_LIMIT_CHAT": "10000000/minute", **(env or {})},
             stdout=self.log, stderr=subprocess.STDOUT)
@@ -177,7 +180,24 @@ async def load(url: str, questions: list[str], concurrency: int) -> dict[str, An
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
     return {"requests": len(questions), "errors": errors, "p50_ms": pct(latencies, 50), "p95_ms": pct(latencies, 95),
-            "rps": len(questions) / elapsed, "kinds": kinds}
+            "p99_ms": pct(latencies, 99), "rps": len(questions) / elapsed, "kinds": kinds}
+
+
+def bench_naive(quick: bool, n32: int | None = None) -> dict[str, Any]:
+    """The naive LangChain bot (tools/naive_bot.py) under the same load as the project, for the side-by-side."""
+    server = Server(Path(tempfile.gettempdir()), module="tools.naive_bot", env={"HF_HUB_OFFLINE": "1"})
+    out: dict[str, Any] = {}
+    try:
+        out["cold_start_s"] = server.wait()
+        n = n32 or (2000 if not quick else 400)
+        questions = distinct_questions(330 + n, seed=11)
+        asyncio.run(load(server.url, questions[:30], 4))
+        out["c1"] = asyncio.run(load(server.url, questions[30:330] if not quick else questions[30:130], 1))
+        out["c32"] = asyncio.run(load(server.url, questions[330:330 + n], 32))
+        out["server_rss_mb"] = server.rss_mb()
+    finally:
+        server.stop()
+    return out
 
 
 def bench_chat(settings: Settings, quick: bool, workers: int = 1, n32: int | None = None) -> dict[str, Any]:
@@ -215,7 +235,9 @@ def main(args: argparse.Namespace) -> int:
     if "core" in parts:
         results["core"] = bench_core(settings, args.quick)
     if "chat" in parts:
+        # The same questions, the same load, one after the other in one run: the project, then the naive bot.
         results["chat"] = bench_chat(settings, args.quick)
+        results["naive"] = bench_naive(args.quick)
     if "load" in parts:
         results["load"] = bench_chat(settings, args.quick, workers=2, n32=5000 if not args.quick else 500)
     if "scale" in parts:
@@ -257,10 +279,25 @@ def print_report(r: dict[str, Any]) -> None:
         for c in ("c1", "c32"):
             d = chat[c]
             print(f"concurrency {c[1:]:>2}: {d['requests']} requests, {d['errors']} errors, p50 {d['p50_ms']:.2f} ms, "
-                  f"p95 {d['p95_ms']:.2f} ms, {d['rps']:.1f} req/s  kinds {d['kinds']}")
+                  f"p95 {d['p95_ms']:.2f} ms, p99 {d.get('p99_ms', float('nan')):.2f} ms, {d['rps']:.1f} req/s  "
+                  f"kinds {d['kinds']}")
         if core and name == "chat":
             print(f"/chat p50 / floor p50 = {chat['c1']['p50_ms'] / core['floor_p50_ms']:.2f}x")
         print(f"server peak RSS                               {chat['server_rss_mb']:.0f} MB")
+    naive, chat = r.get("naive"), r.get("chat")
+    if naive and chat:
+        print("\n== side by side: this project (1 worker) vs the naive LangChain bot (tools/naive_bot.py) ==")
+        print(f"{'':28}{'project':>12}{'naive':>12}{'ratio':>10}")
+        rows = [("cold start s", chat["cold_start_s"], naive["cold_start_s"]),
+                ("c1 p50 ms", chat["c1"]["p50_ms"], naive["c1"]["p50_ms"]),
+                ("c1 p95 ms", chat["c1"]["p95_ms"], naive["c1"]["p95_ms"]),
+                ("c32 req/s", chat["c32"]["rps"], naive["c32"]["rps"]),
+                ("c32 p99 ms", chat["c32"]["p99_ms"], naive["c32"]["p99_ms"]),
+                ("peak RSS MB", chat["server_rss_mb"], naive["server_rss_mb"])]
+        for name, ours, theirs in rows:
+            print(f"{name:28}{ours:>12.2f}{theirs:>12.2f}{ours / theirs:>9.2f}x")
+        print(f"errors: project {chat['c1']['errors'] + chat['c32']['errors']}, "
+              f"naive {naive['c1']['errors'] + naive['c32']['errors']}")
     if r.get("scale"):
         from tools.bench_scale import print_scale
 
