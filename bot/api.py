@@ -84,6 +84,7 @@ class Runtime:
         self.error: str | None = None
         self.started = time.perf_counter()
         self.ready_seconds: float | None = None
+        self.start_stages: dict[str, float] = {}
         self.embedder: Embedder | None = None
         self.batcher: BatchingEmbedder | None = None
         self.index_store = IndexStore(settings)
@@ -99,27 +100,41 @@ class Runtime:
 
     def load(self, embedder: Embedder | None = None) -> None:
         """Load the model, build the index on an empty store, open the database; then mark ready."""
+        stages: dict[str, float] = {}
+        mark = time.perf_counter()
+
+        def done(stage: str) -> None:  # start-up time per stage, for the log and the cold-start profile
+            nonlocal mark
+            now = time.perf_counter()
+            stages[stage], mark = round(now - mark, 3), now
+
         try:
             # The database first: the Messenger webhook persists events while the model is still loading.
             self.store = _open_store(self.settings)
+            done("database")
             self.embedder = embedder or make_embedder(self.settings)
             self.batcher = BatchingEmbedder(self.embedder)
+            done("embedder")
             try:
                 if self.index_store.current() is None and self.settings.knowledge_dir.exists():
                     self.reindex()
                 self.retriever.reload()
             except IndexUnavailable as exc:  # answer what needs no index (triage, booking) and say degraded
                 log.warning("index unavailable at start: %s", type(exc).__name__)
+            done("index")
             self.llm = _make_llm(self.settings, self.embedder)
             self.understander = make_understander(self.embedder, self.settings.data_dir / "cache")
+            done("understanding")
             glossary = load_glossary(self.settings.knowledge_dir)
             self.chatbot = Chatbot(self.settings, self.clinic, self.batcher, self.retriever, self.store, self.llm,
                                    understander=self.understander, glossary=glossary)
             self.embedder.embed(["warm up"])  # the first call pays for lazy initialisation, not a patient
+            done("warm-up")
             self.ready_seconds = time.perf_counter() - self.started
+            self.start_stages = stages
             self.ready.set()
             _mark_worker(ready=True)
-            log.info("ready", extra={"event": {"seconds": round(self.ready_seconds, 2)}})
+            log.info("ready", extra={"event": {"seconds": round(self.ready_seconds, 2), "stages": stages}})
         except Exception as exc:  # a failed start must say so on /health, not hang
             # The type only: an exception's text can hold a connection URL with its password, or a path.
             self.error = f"start-up failed ({type(exc).__name__}); the server log says where"
