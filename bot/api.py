@@ -119,6 +119,14 @@ class Runtime:
                 if self.index_store.current() is None and self.settings.knowledge_dir.exists():
                     self.reindex()
                 self.retriever.reload()
+                opened = self.retriever._retriever
+                if (opened is not None and opened.reader.model != self.embedder.name
+                        and self.settings.knowledge_dir.exists()):
+                    # EMBEDDING_MODEL changed (the int8 default, say): queries must meet passages embedded by
+                    # the same model, so the articles are embedded again before the service says ready.
+                    log.warning("index built with another embedding model: re-embedding",
+                                extra={"event": {"index_model": opened.reader.model, "model": self.embedder.name}})
+                    self.reindex()
             except IndexUnavailable as exc:  # answer what needs no index (triage, booking) and say degraded
                 log.warning("index unavailable at start: %s", type(exc).__name__)
             done("index")

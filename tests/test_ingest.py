@@ -144,3 +144,41 @@ def test_cli_ingest_prints_report(kdir: Path, tmp_path: Path) -> None:
 
     data = json.loads(again.stdout)
     assert data["embedded"] == 0 and data["unchanged"] == data["passages"] > 0
+
+
+def test_a_changed_embedding_model_re_embeds_the_articles_before_ready(data_dir: Path, embedder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Switching EMBEDDING_MODEL on an existing deployment: queries must never meet another model's vectors."""
+    import bot.api
+    from bot.api import Runtime
+    from bot.config import load_clinic
+    from bot.understanding import make_understander
+
+    understander = make_understander(embedder, data_dir / "cache")
+    monkeypatch.setattr(bot.api, "make_understander", lambda *_: understander)  # the index is what is under test
+    renamed = CountingEmbedder(embedder)
+    renamed.name = "another-model"
+    runtime = Runtime(make_settings(data_dir), load_clinic(KNOWLEDGE))
+    runtime.load(renamed)
+    assert runtime.ready.is_set(), runtime.error
+    current = runtime.retriever.current()
+    assert current is not None and current.reader.model == "another-model"
+    assert renamed.count >= len(current.reader.passages)  # every passage embedded again, by the new model
+    if runtime.store is not None:
+        runtime.store.close()
+
+
+def test_the_same_embedding_model_starts_without_embedding_anything(data_dir: Path, embedder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import bot.api
+    from bot.api import Runtime
+    from bot.config import load_clinic
+    from bot.understanding import make_understander
+
+    understander = make_understander(embedder, data_dir / "cache")
+    monkeypatch.setattr(bot.api, "make_understander", lambda *_: understander)
+    counting = CountingEmbedder(embedder)
+    runtime = Runtime(make_settings(data_dir), load_clinic(KNOWLEDGE))
+    runtime.load(counting)
+    assert runtime.ready.is_set(), runtime.error
+    assert counting.count == 1  # the warm-up only: the published generation is this model's
+    if runtime.store is not None:
+        runtime.store.close()

@@ -183,6 +183,13 @@ async def load(url: str, questions: list[str], concurrency: int) -> dict[str, An
             "p99_ms": pct(latencies, 99), "rps": len(questions) / elapsed, "kinds": kinds}
 
 
+def warm_understanding(embedder: Any, data: Path) -> None:
+    """The understanding model trained and cached in DATA_DIR, as after the first start: cold start is a restart."""
+    from bot.understanding import make_understander
+
+    make_understander(embedder, data / "cache")
+
+
 def bench_naive(quick: bool, n32: int | None = None) -> dict[str, Any]:
     """The naive LangChain bot (tools/naive_bot.py) under the same load as the project, for the side-by-side."""
     server = Server(Path(tempfile.gettempdir()), module="tools.naive_bot", env={"HF_HUB_OFFLINE": "1"})
@@ -209,8 +216,10 @@ def bench_chat(settings: Settings, quick: bool, workers: int = 1, n32: int | Non
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
+        embedder = make_embedder(settings)
         ingest(settings.knowledge_dir, IndexStore(settings.model_copy(update={"data_dir": data, "chroma_host": None})),
-               make_embedder(settings), progress=False)
+               embedder, progress=False)
+        warm_understanding(embedder, data)
         server = Server(data, workers=workers)
         try:
             out["cold_start_s"] = server.wait()
@@ -227,10 +236,61 @@ def bench_chat(settings: Settings, quick: bool, workers: int = 1, n32: int | Non
     return out
 
 
+PG_ADMIN = os.environ.get("BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def bench_prod(settings: Settings, quick: bool, workers: int = 2) -> dict[str, Any]:
+    """The production set-up on this machine: a Chroma server, PostgreSQL and Redis, `--workers 2`, under the load
+    the embedded default gets (16 and 32 connections), with each service's per-request cost counted."""
+    import psycopg
+
+    from bot.embeddings import make_embedder
+    from bot.index import IndexStore
+    from bot.indexing import ingest
+    from tools.bench_scale import _start_chroma
+
+    chroma, port, chroma_dir = _start_chroma()
+    db = f"bench_{os.getpid()}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {db}")
+        conn.execute(f"CREATE DATABASE {db}")
+    out: dict[str, Any] = {"workers": workers}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            data = Path(tmp) / "data"
+            remote = settings.model_copy(update={"data_dir": data, "chroma_host": "127.0.0.1", "chroma_port": port})
+            embedder = make_embedder(settings)
+            ingest(settings.knowledge_dir, IndexStore(remote), embedder, progress=False)
+            warm_understanding(embedder, data)
+            url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{db}"
+            env = {"CHROMA_HOST": "127.0.0.1", "CHROMA_PORT": str(port), "DATABASE_URL": url, "REDIS_URL": REDIS}
+            server = Server(data, workers=workers, env=env)
+            try:
+                out["cold_start_s"] = server.wait()
+                n = 400 if quick else 2000
+                questions = distinct_questions(60 + 2 * n, seed=13)
+                asyncio.run(load(server.url, questions[:60], 4))
+                out["c16"] = asyncio.run(load(server.url, questions[60:60 + n], 16))
+                out["c32"] = asyncio.run(load(server.url, questions[60 + n:60 + 2 * n], 32))
+                out["server_rss_mb"] = server.rss_mb()
+            finally:
+                server.stop()
+    finally:
+        chroma.terminate()
+        chroma.wait(20)
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        import shutil
+
+        shutil.rmtree(chroma_dir, ignore_errors=True)
+    return out
+
+
 def main(args: argparse.Namespace) -> int:
     """Run the benchmark parts and print a table."""
     settings = get_settings()
-    parts = set((args.only or "core,chat,load,scale").split(","))
+    parts = set((args.only or "core,chat,load,prod,scale").split(","))
     results: dict[str, Any] = {"embedding_model": settings.embedding_model, "cpus": os.cpu_count()}
     if "core" in parts:
         results["core"] = bench_core(settings, args.quick)
@@ -240,6 +300,8 @@ def main(args: argparse.Namespace) -> int:
         results["naive"] = bench_naive(args.quick)
     if "load" in parts:
         results["load"] = bench_chat(settings, args.quick, workers=2, n32=5000 if not args.quick else 500)
+    if "prod" in parts:
+        results["prod"] = bench_prod(settings, args.quick)
     if "scale" in parts:
         from tools.bench_scale import bench_scale
 
@@ -284,6 +346,16 @@ def print_report(r: dict[str, Any]) -> None:
         if core and name == "chat":
             print(f"/chat p50 / floor p50 = {chat['c1']['p50_ms'] / core['floor_p50_ms']:.2f}x")
         print(f"server peak RSS                               {chat['server_rss_mb']:.0f} MB")
+    prod = r.get("prod")
+    if prod:
+        print(f"\n== production set-up: Chroma server + PostgreSQL + Redis, --workers {prod['workers']} ==")
+        print(f"cold start to ready (spawn -> /health 200)    {prod['cold_start_s']:.2f} s")
+        for c in ("c16", "c32"):
+            d = prod[c]
+            print(f"concurrency {c[1:]:>2}: {d['requests']} requests, {d['errors']} errors, p50 {d['p50_ms']:.2f} ms, "
+                  f"p95 {d['p95_ms']:.2f} ms, p99 {d['p99_ms']:.2f} ms, {d['rps']:.1f} req/s")
+        if r.get("load"):
+            print(f"c32 throughput vs embedded --workers 2: {prod['c32']['rps'] / r['load']['c32']['rps']:.0%}")
     naive, chat = r.get("naive"), r.get("chat")
     if naive and chat:
         print("\n== side by side: this project (1 worker) vs the naive LangChain bot (tools/naive_bot.py) ==")
@@ -309,7 +381,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The options of `python -m tools.bench`."""
     p = argparse.ArgumentParser(prog="python -m tools.bench", description=main.__doc__)
     p.add_argument("--quick", action="store_true", help="fewer requests, for a smoke run")
-    p.add_argument("--only", default="", help="comma-separated parts: core,chat,scale,load")
+    p.add_argument("--only", default="", help="comma-separated parts: core,chat,load,prod,scale")
     return p.parse_args(argv)
 
 
