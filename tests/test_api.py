@@ -341,7 +341,7 @@ def test_failed_start_does_not_echo_the_exception_text(make_client, data_dir) ->
     runtime = Runtime(make_settings(data_dir), load_clinic(KNOWLEDGE))
 
     class Broken:
-        name = "broken"
+        name, dim = "broken", 384
 
         def embed(self, texts):  # type: ignore[no-untyped-def]
             raise RuntimeError("cannot connect to postgresql://bot:hunter2pw@db/bot")
