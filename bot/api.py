@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -28,10 +28,12 @@ from bot.config import ClinicProfile, Settings, get_settings, load_clinic
 from bot.embeddings import BatchingEmbedder, Embedder, make_embedder
 from bot.glossary import load_glossary
 from bot.index import IndexStore, IndexUnavailable, manifest
-from bot.indexing import IngestReport, ingest
 from bot.middleware import DRAINING, RequestMiddleware
 from bot.retrieval import LiveRetriever, Retrieval
 from bot.understanding import Understander, make_understander
+
+if TYPE_CHECKING:
+    from bot.indexing import IngestReport
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +152,9 @@ class Runtime:
 
     def reindex(self) -> IngestReport:
         """Ingest KNOWLEDGE_DIR into a new generation (the staff button and first start)."""
+        # Imported here: Markdown parsing and splitting (LangChain, trafilatura) are an ingest's, not a start's.
+        from bot.indexing import ingest
+
         assert self.embedder is not None
         with self._ingest_lock:
             report = ingest(self.settings.knowledge_dir, self.index_store, self.embedder, progress=False)

@@ -1,4 +1,4 @@
-"""The vector store: the only importer of chromadb and langchain-chroma; embedded or server, in generations.
+"""The vector store: the only importer of chromadb (reads and writes it directly); embedded or server, in generations.
 
 An ingest writes a whole new generation (unchanged vectors copied, never re-embedded) and then flips a
 pointer, so a running server answers from a complete index until the new one is whole.
@@ -25,7 +25,6 @@ from typing import Any, TypeVar
 import chromadb
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
-from langchain_chroma import Chroma
 
 from bot import metrics
 from bot.config import Settings
@@ -79,7 +78,7 @@ class IndexReader:
     model: str
     built_at: str
     passages: list[Passage]
-    _store: Chroma
+    _collection: Any  # the passages' chromadb collection
     _sentences: Any
     _sentence_cache: dict[str, SentenceVectors] = field(default_factory=dict)
 
@@ -92,7 +91,7 @@ class IndexReader:
     def hold_in_memory(self) -> None:
         """Keep this generation's passage vectors in memory for exact search (a published generation never
         changes, so the copy cannot go stale); used in embedded mode for corpora up to IN_MEMORY_MAX."""
-        got = _get_all(self._store._collection, ["embeddings"])
+        got = _get_all(self._collection, ["embeddings"])
         self._ids = list(got["ids"])
         self._matrix = np.asarray(got["embeddings"], dtype=np.float32).reshape(len(self._ids), -1)
 
@@ -125,7 +124,7 @@ class IndexReader:
         # The raw collection query, not LangChain's similarity_search_by_vector: that one also fetches
         # documents and metadata we already hold in memory, 0.5 ms per query measured here.
         try:
-            got: Any = self._store._collection.query(query_embeddings=[vector], n_results=min(k, len(self.passages)),
+            got: Any = self._collection.query(query_embeddings=[vector], n_results=min(k, len(self.passages)),
                                                 include=["distances"])
         except Exception as exc:  # a dead server or a broken segment must not become a 500
             raise IndexUnavailable(str(exc)) from exc
@@ -289,8 +288,9 @@ class IndexStore:
         try:
             client = self._client(generation)
             pname, sname = self.collection_names(generation)
-            store = Chroma(client=client, collection_name=pname, create_collection_if_not_exists=False)
-            col = store._collection
+            # chromadb alone to read (no embedding function: vectors always come from our embedder); importing
+            # LangChain's wrapper for this cost a second of every start.
+            col = client.get_collection(pname, embedding_function=None)
             got = _get_all(col, ["documents", "metadatas"])
             sentences = client.get_collection(sname, embedding_function=None)
         except IndexUnavailable:
@@ -304,7 +304,7 @@ class IndexStore:
                     for i, d, m in rows]
         meta = col.metadata or {}
         reader = IndexReader(generation, str(meta.get("model", "")), str(meta.get("built_at", "")),
-                             passages, store, sentences)
+                             passages, col, sentences)
         reader.timeout = self.settings.index_timeout
         if not self.server and len(passages) <= IN_MEMORY_MAX:
             reader.hold_in_memory()
@@ -317,7 +317,7 @@ class IndexStore:
             return {}
         out: dict[str, np.ndarray] = {}
         for s in range(0, len(ids), 1000):
-            got: Any = reader._store._collection.get(ids=ids[s : s + 1000], include=["embeddings"])
+            got: Any = reader._collection.get(ids=ids[s : s + 1000], include=["embeddings"])
             out.update({i: np.asarray(v, dtype=np.float32) for i, v in zip(got["ids"], got["embeddings"],
                                                                           strict=True)})
         return out

@@ -18,6 +18,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import insert, make_url, text, update
 
+import bot.store
 from bot.store import (
     Store,
     StoreUnavailable,
@@ -135,6 +136,33 @@ def test_migrate_twice_is_a_no_op_and_matches_the_tables(store: Store) -> None:
     assert store.counts()["turns"] == 2 and store.ping()
     with store.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+
+
+def test_the_head_read_from_the_files_is_alembics_head() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from bot.store import head_revision
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(bot.store.__file__).with_name("migrations")))
+    assert head_revision() == ScriptDirectory.from_config(cfg).get_current_head() == HEAD
+
+
+def test_a_database_at_head_starts_without_running_alembic(store: Store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import alembic.command
+
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError("alembic ran on a database already at head")
+
+    monkeypatch.setattr(alembic.command, "upgrade", refuse)
+    assert store.at_head()
+    store.migrate()  # one query, no Alembic
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
+    assert not store.at_head()  # a database behind the code does migrate
+    with pytest.raises(AssertionError, match="alembic ran"):
+        store.migrate()
 
 
 WORKER = """

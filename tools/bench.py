@@ -55,7 +55,7 @@ def bench_core(settings: Settings, quick: bool) -> dict[str, Any]:
         out["reingest_knowledge_s"], out["reingest_knowledge_embedded"] = again.seconds, again.embedded
         reader = store.open_reader(store.current() or "")
         retriever = Retriever(reader, settings.grounded_threshold)
-        col = reader._store._collection
+        col = reader._collection
         questions = distinct_questions(100 if quick else 400)
         floor, full = [], []
         for q in questions:
