@@ -273,9 +273,6 @@ class Chatbot:
         parts = plan_parts(question)
         if len(parts) > 1 and not self._llm_on():
             return await self._multi(parts, u, session, trace, say)
-        # The model reads the whole message and answers each part itself; when it falls back, the patient gets
-        # exactly what extractive mode gives (the split plan), so a model outage changes nothing they read.
-        fallback = (lambda: self._multi(parts, u, session, trace, say)) if len(parts) > 1 else None
         try:
             found, qvec, used = await self._retrieve(search, session, search_vec)
         except IndexUnavailable:
@@ -305,8 +302,10 @@ class Chatbot:
             composed = await self._compose(used, qvec, found, trace, question, u, session, notes, on_sentence)
         except IndexUnavailable:
             return self._unavailable(trace, say)
-        if fallback is not None and trace.llm_fallback is not None:
-            return await fallback()
+        if len(parts) > 1 and trace.llm_fallback is not None:
+            # The model read the whole message and fell back: the patient gets exactly what extractive mode
+            # gives (the split plan), so a model outage changes nothing they read.
+            return await self._multi(parts, u, session, trace, say)
         if not composed.text:
             return self._handoff(say.say("not_found"), trace, "not_grounded", lang=u.lang, record=True,
                                  question=question)
