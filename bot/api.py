@@ -26,6 +26,8 @@ from bot import metrics
 from bot.chat import Chatbot
 from bot.config import ClinicProfile, Settings, get_settings, load_clinic
 from bot.embeddings import BatchingEmbedder, Embedder, make_embedder
+from bot.faq import FaqLive
+from bot.faq_store import KnowledgeStore
 from bot.glossary import load_glossary
 from bot.index import IndexStore, IndexUnavailable, manifest
 from bot.middleware import DRAINING, RequestMiddleware
@@ -94,6 +96,7 @@ class Runtime:
         self.store: Any = None
         self.chatbot: Chatbot | None = None
         self.understander: Understander | None = None
+        self.faq: FaqLive | None = None
         self.last_ingest: IngestReport | None = None
         self._ingest_lock = threading.Lock()
         self._checks = {"index": HealthCheck(self._index_open), "database": HealthCheck(self._database_up)}
@@ -134,10 +137,13 @@ class Runtime:
             done("index")
             self.llm = _make_llm(self.settings, self.embedder)
             self.understander = make_understander(self.embedder, self.settings.data_dir / "cache")
+            self.faq = FaqLive(KnowledgeStore(self.store), self.embedder, self.settings.faq_threshold,
+                               self.understander)
+            self.refresh_faq()
             done("understanding")
             glossary = load_glossary(self.settings.knowledge_dir)
             self.chatbot = Chatbot(self.settings, self.clinic, self.batcher, self.retriever, self.store, self.llm,
-                                   understander=self.understander, glossary=glossary)
+                                   understander=self.understander, glossary=glossary, faq=self.faq)
             self.embedder.embed(["warm up"])  # the first call pays for lazy initialisation, not a patient
             done("warm-up")
             self.ready_seconds = time.perf_counter() - self.started
@@ -149,6 +155,16 @@ class Runtime:
             # The type only: an exception's text can hold a connection URL with its password, or a path.
             self.error = f"start-up failed ({type(exc).__name__}); the server log says where"
             log.exception("start-up failed")
+
+    def refresh_faq(self, *, force: bool = False) -> bool:
+        """Load staff answers published since the last look (every worker, every second); never raises."""
+        if self.faq is None:
+            return False
+        try:
+            return self.faq.refresh(force=force)
+        except Exception as exc:  # the database is down: keep answering from what is loaded
+            log.warning("staff answers not refreshed: %s", type(exc).__name__)
+            return False
 
     def reindex(self) -> IngestReport:
         """Ingest KNOWLEDGE_DIR into a new generation (the staff button and first start)."""
@@ -269,6 +285,14 @@ def _drain_on_sigterm(seconds: float) -> None:
         signal.signal(sig, handler)
 
 
+async def _refresh_faq_forever(runtime: Runtime, every_s: float = 1.0) -> None:
+    """Look for newly published staff answers once a second: another worker's publish reaches this one in ~1 s."""
+    await asyncio.to_thread(runtime.ready.wait, 600)
+    while True:
+        await asyncio.sleep(every_s)
+        await asyncio.to_thread(runtime.refresh_faq)
+
+
 async def _purge_forever(runtime: Runtime, every_s: float = 3600) -> None:
     """Delete stored text past RETENTION_DAYS at start and then hourly (any worker may do it; it is idempotent)."""
     while True:
@@ -320,8 +344,10 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         if not load_in_background:
             await loader
         purger = asyncio.ensure_future(_purge_forever(runtime))
+        refresher = asyncio.ensure_future(_refresh_faq_forever(runtime))
         yield
         purger.cancel()
+        refresher.cancel()
         _mark_worker(ready=False)
         if runtime.store is not None:
             runtime.store.close()
@@ -336,9 +362,9 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     app.state.clinic = clinic
     app.state.runtime = runtime
 
-    from bot.channels import articles, messenger, staff, web, widget
+    from bot.channels import articles, messenger, staff, staff_faq, web, widget
 
-    for channel in (web, widget, articles, staff, messenger):
+    for channel in (web, widget, articles, staff, staff_faq, messenger):
         app.include_router(channel.router)
 
     @app.get("/health", tags=["ops"])

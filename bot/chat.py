@@ -19,6 +19,8 @@ from bot import metrics, safety
 from bot.answer import Composed, compose, holds_slot, plan_parts
 from bot.config import ClinicProfile, Settings
 from bot.embeddings import BatchingEmbedder
+from bot.faq import FaqLive, citation, passage, plain_answer
+from bot.faq_store import Published
 from bot.glossary import Glossary
 from bot.index import IndexUnavailable
 from bot.memory import SessionMemory
@@ -68,7 +70,8 @@ class Chatbot:
 
     def __init__(self, settings: Settings, clinic: ClinicProfile, embedder: BatchingEmbedder,
                  retriever: LiveRetriever, store: Any | None, llm: LLMComposer | None = None,
-                 understander: Understander | None = None, glossary: Glossary | None = None) -> None:
+                 understander: Understander | None = None, glossary: Glossary | None = None,
+                 faq: FaqLive | None = None) -> None:
         self.settings = settings
         self.clinic = clinic
         self.embedder = embedder
@@ -77,6 +80,8 @@ class Chatbot:
         self.llm = llm
         self.understander = understander
         self.glossary = glossary or Glossary({}, None)
+        # Staff-written answers and clinic details (issue 16); None: articles only.
+        self.faq = faq
         # The last turns of recent sessions, written before a reply leaves: the next message of the same
         # session sees it even if it arrives 0 ms later, and a database outage does not lose the context.
         self.memory = SessionMemory(idle_minutes=settings.session_idle_minutes)
@@ -270,6 +275,11 @@ class Chatbot:
                       session: Session, trace: ReplyTrace, say: Phrases, on_sentence: OnSentence | None) -> Reply:
         if _MORE.match(question) and last_question(session):
             return await self._more(session, trace, say, u)
+        # A staff answer written for this question, then a clinic detail the clinic has given, before the articles:
+        # both were written to answer exactly this. Triage and the guards above have already run.
+        entry = self._staff_answer(search_vec, search, u.fact)
+        if entry is not None:
+            return self._answer_reply(self._entry_composed(entry, trace), [], u, session, trace, say, question)
         parts = plan_parts(question)
         if len(parts) > 1 and not self._llm_on():
             return await self._multi(parts, u, session, trace, say)
@@ -335,6 +345,21 @@ class Chatbot:
         answers = sum(1 for t in session.turns if t.role == "bot" and t.kind == "answer")
         return u.qtype in ("treatment", "process") or u.guard in ("diagnosis", "outcome") or answers == 1
 
+    def _staff_answer(self, vec: np.ndarray, text: str, fact: str | None) -> Published | None:
+        """The published staff entry that answers this question, else the clinic detail for its fact slot."""
+        if self.faq is None:
+            return None
+        hit = self.faq.match(vec, text, fact)
+        if hit is not None:
+            return hit.item
+        return self.faq.detail(fact) if fact else None
+
+    @staticmethod
+    def _entry_composed(item: Published, trace: ReplyTrace) -> Composed:
+        trace.faq_entry = item.entry_id
+        text = plain_answer(item.content.answer)
+        return Composed(text=text, sentences=[text], citations=[citation(item)], passages=[passage(item)])
+
     async def _fact(self, slot: str, found: Retrieval, qvec: np.ndarray) -> tuple[str, Passage] | None:
         """A sentence of the top passages that states the clinic fact asked for, found by meaning and checked."""
         retriever = await self.retriever.current_async(self.settings.index_timeout)
@@ -369,6 +394,10 @@ class Chatbot:
         missing: list[str] = []
         for part, search, vec in zip(parts, expanded, vecs, strict=True):
             pu = await asyncio.to_thread(self._understand_sync, part, vec, session, None, None)
+            entry = self._staff_answer(vec, search, pu.fact)
+            if entry is not None:
+                answered.append(self._entry_composed(entry, trace))
+                continue
             try:
                 found, qvec, used = await self._retrieve(search, Session(id=session.id), vec)
                 if not found.grounded and not pu.fact and _leans_on_before(part):

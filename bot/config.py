@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     knowledge_dir: Path = Path("./knowledge")
     staff_token: SecretStr | None = None
+    # A second staff role (issue 16): reviewers approve FAQ entries and clinic details flagged by the safety review.
+    # Unset: nobody can approve, so flagged entries wait. Same rules as STAFF_TOKEN (plain, or sha256:<hex>).
+    reviewer_token: SecretStr | None = None
     # This service's public address (https://bot.example.org): Messenger's "Source:" lines link to its
     # /articles pages only when it is set, since a Page conversation has no origin to resolve them against.
     public_url: str | None = None
@@ -64,6 +67,9 @@ class Settings(BaseSettings):
     rate_limit_search: str = "120/minute"
     # Grounding threshold on the fused retrieval confidence; calibrated by `python -m tools.evaluate`.
     grounded_threshold: float = 0.42
+    # A staff FAQ entry answers when the question's cosine to its question or an "applies to" phrase reaches this;
+    # calibrated on tests/eval/faq_dev.yaml (README "Staff answers").
+    faq_threshold: float = 0.6
 
     # --- hardening (issue 15): dependency timeouts, client identity, staff log-ins, serving ------------------------
     # The rate limiter talks to Redis asynchronously; past this many seconds a check fails open (and is counted in
@@ -144,6 +150,8 @@ class Settings(BaseSettings):
             for name in ("staff_token",)
             if _is_placeholder(getattr(self, name)) or _weak_staff_token(getattr(self, name))
         ]
+        if self.reviewer_token is not None and _weak_staff_token(self.reviewer_token):
+            bad.append("reviewer_token")
         # Messenger secrets only matter once the channel is configured at all.
         messenger = ("messenger_verify_token", "messenger_app_secret", "messenger_page_access_token")
         if any(getattr(self, n) is not None for n in messenger):
@@ -166,6 +174,12 @@ class Settings(BaseSettings):
     def redis_url_value(self) -> str | None:
         """The Redis URL (with any password in it), or None."""
         return self.redis_url.get_secret_value() if self.redis_url is not None else None
+
+    @property
+    def reviewer_token_value(self) -> str | None:
+        """The reviewer token, or None when it is not configured."""
+        value = self.reviewer_token.get_secret_value() if self.reviewer_token else ""
+        return value or None
 
     @property
     def staff_token_value(self) -> str | None:

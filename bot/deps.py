@@ -44,7 +44,17 @@ _bearer = HTTPBearer(auto_error=False, description="The staff token (STAFF_TOKEN
 
 def staff_token_matches(settings: Settings, given: str) -> bool:
     """Whether `given` is the staff token (STAFF_TOKEN itself, or its hash when set as sha256:<hex>)."""
-    expected = settings.staff_token_value
+    return _token_matches(settings.staff_token_value, given)
+
+
+def staff_role(settings: Settings, given: str) -> str | None:
+    """The role a bearer token signs in as: "reviewer" (REVIEWER_TOKEN), "editor" (STAFF_TOKEN) or None."""
+    if _token_matches(settings.reviewer_token_value, given):
+        return "reviewer"
+    return "editor" if _token_matches(settings.staff_token_value, given) else None
+
+
+def _token_matches(expected: str | None, given: str) -> bool:
     if expected is None:
         return False
     if expected.startswith("sha256:"):
@@ -71,7 +81,9 @@ async def require_staff(
     # Checked before the token is compared: a guesser over the limit learns nothing more, right or wrong.
     await limiter.refuse_blocked_staff(request)
     given = credentials.credentials if credentials else ""
-    if not staff_token_matches(settings, given):
+    role = staff_role(settings, given)
+    request.state.staff_role = role
+    if role is None:
         await limiter.count_staff_failure(request)
         metrics.STAFF_AUTH_FAILURES.inc()
         # The hashed client key and the route; never the token that was tried.
@@ -82,7 +94,15 @@ async def require_staff(
                             headers={"WWW-Authenticate": "Bearer"})
 
 
+async def require_reviewer(request: Request, _staff: Annotated[None, Depends(require_staff)]) -> None:
+    """Routes only a reviewer may use (approving flagged staff entries): 403 for an editor's token."""
+    if getattr(request.state, "staff_role", None) != "reviewer":
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            detail="Only a reviewer can approve: sign in with the reviewer token (REVIEWER_TOKEN).")
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ClinicDep = Annotated[ClinicProfile, Depends(get_clinic)]
 RuntimeDep = Annotated[Any, Depends(get_runtime)]
 StaffDep = Annotated[None, Depends(require_staff)]
+ReviewerDep = Annotated[None, Depends(require_reviewer)]

@@ -127,6 +127,48 @@ messenger_status = sa.Table(
     sa.Column("value", sa.String(255), nullable=False),
     sa.Column("updated_at", TS, nullable=False),
 )
+# -- Staff knowledge (issue 16): FAQ entries and clinic details, every version, the audit log (bot/faq_store.py).
+# bot/migrations/versions/0003_staff_knowledge.py creates exactly these.
+kb_entries = sa.Table(
+    "kb_entries", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(8), nullable=False),  # faq | fact
+    sa.Column("slug", sa.String(96), nullable=False, unique=True),
+    sa.Column("status", sa.String(12), nullable=False),  # draft | pending | published | unpublished
+    sa.Column("latest_version", sa.Integer, nullable=False),
+    sa.Column("published_version", sa.Integer),
+    sa.Column("unanswered_ids", sa.Text),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+kb_versions = sa.Table(
+    "kb_versions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("entry_id", sa.Integer, sa.ForeignKey("kb_entries.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("question", sa.Text, nullable=False),
+    sa.Column("answer", sa.Text, nullable=False),
+    sa.Column("applies_to", sa.Text, nullable=False),  # a JSON list
+    sa.Column("author", sa.String(80), nullable=False),
+    sa.Column("flags", sa.Text, nullable=False),  # a JSON list of review reasons
+    sa.Column("approved_by", sa.String(80)),
+    sa.Column("was_published", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("vectors", sa.LargeBinary),  # float32 rows: the question, then each "applies to" phrase
+    sa.Column("model", sa.String(64)),
+    sa.Column("created_at", TS, nullable=False),
+    sa.UniqueConstraint("entry_id", "version", name="uq_kb_versions_entry_version"),
+)
+kb_audit = sa.Table(
+    "kb_audit", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", TS, nullable=False),
+    sa.Column("actor", sa.String(80), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("entry_id", sa.Integer, nullable=False, index=True),
+    sa.Column("version", sa.Integer),
+    sa.Column("question", sa.Text),
+)
+
 OPEN = ("queued", "running")
 
 RECENT_TURNS = 6

@@ -43,7 +43,11 @@ class Passage:
     @property
     def href(self) -> str:
         """The article's published URL, else its page on this service (/articles/<file name>)."""
-        return self.url or "/articles/" + self.source.rsplit("/", 1)[-1].removesuffix(".md")
+        if self.url:
+            return self.url
+        if self.source.startswith("faq/"):  # a staff entry's public page
+            return "/articles/" + self.source
+        return "/articles/" + self.source.rsplit("/", 1)[-1].removesuffix(".md")
 
 
 @dataclass
@@ -118,3 +122,4 @@ class ReplyTrace:
     label: str = ""
     lang: str = "en"
     parts: int = 1
+    faq_entry: int | None = None  # the staff entry that answered, if one did

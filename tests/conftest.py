@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 KNOWLEDGE = ROOT / "knowledge"
 SHARED = ROOT.parent / "shared"
 STAFF_TOKEN = "test-staff-token-0123456789"
+REVIEWER_TOKEN = "test-reviewer-token-9876543210"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -131,7 +132,8 @@ class LiveServer:
         full_env = {**os.environ, "DATA_DIR": str(data_dir), "KNOWLEDGE_DIR": str(KNOWLEDGE),
                     "RATE_LIMIT_CHAT": "100000/minute", "RATE_LIMIT_SEARCH": "100000/minute",
                     "RATE_LIMIT_STAFF_FAILURES": "100000/minute", "RATE_LIMIT_STAFF_FAILURES_GLOBAL": "100000/minute",
-                    "STAFF_TOKEN": STAFF_TOKEN, "ALLOWED_ORIGINS": self.url, **(env or {})}
+                    "STAFF_TOKEN": STAFF_TOKEN, "REVIEWER_TOKEN": REVIEWER_TOKEN, "ALLOWED_ORIGINS": self.url,
+                    **(env or {})}
         self.log = data_dir.parent / f"server-{self.port}.log"
         self._fh = self.log.open("ab")
         self.proc = subprocess.Popen(

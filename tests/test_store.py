@@ -36,7 +36,7 @@ from bot.store import (
 from tests.conftest import unavailable
 
 ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-HEAD = "0002_messenger_queue"
+HEAD = "0003_staff_knowledge"
 ROOT = Path(__file__).resolve().parent.parent
 LONG_AGO = timedelta(days=40)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 from functools import lru_cache
@@ -12,7 +13,8 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse
 from markdown_it import MarkdownIt
 
-from bot.deps import ClinicDep, SettingsDep
+from bot.deps import ClinicDep, RuntimeDep, SettingsDep
+from bot.faq_store import KnowledgeStore
 
 router = APIRouter()
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,80}$")
@@ -82,3 +84,21 @@ async def article(slug: str, settings: SettingsDep, clinic: ClinicDep) -> HTMLRe
         raise HTTPException(404, detail=f"No article {slug!r}; see /articles for the list.")
     title, body = _render(path, path.stat().st_mtime)
     return _page(title, body, clinic)
+
+
+@router.get("/articles/faq/{slug}", tags=["widget"], response_class=HTMLResponse)
+async def staff_answer(slug: str, runtime: RuntimeDep, clinic: ClinicDep) -> HTMLResponse:
+    """A published staff answer (Clinic FAQ or clinic detail), as its citations link to it."""
+    if not _SLUG.match(slug):
+        raise HTTPException(404, detail=f"No clinic FAQ {slug!r}.")
+    try:
+        entry = await asyncio.to_thread(KnowledgeStore(runtime.store).by_slug, slug)
+    except Exception as exc:
+        raise HTTPException(503, detail="The database is not answering right now; please call the clinic.") from exc
+    if entry is None:
+        raise HTTPException(404, detail=f"No published clinic FAQ {slug!r}; see /articles for the articles.")
+    # Staff text is Markdown with raw HTML off: a <script> in an answer is shown as text, never run.
+    body = f"<h1>{html.escape(entry['question'])}</h1>\n{_MD.render(entry['answer'])}"
+    response = _page(f"Clinic FAQ: {entry['question']}", body, clinic)
+    response.headers["Cache-Control"] = "no-cache"  # an unpublished answer must not linger in caches
+    return response
