@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from pydantic import SecretStr
 
 from bot.config import Settings
 from bot.embeddings import make_embedder
@@ -34,7 +35,8 @@ def _client(data: Path, embedder: Any, threshold: float | None) -> Any:
 
     overrides: dict[str, Any] = {"faq_threshold": threshold} if threshold is not None else {}
     settings = Settings(_env_file=None, data_dir=data, knowledge_dir=ROOT / "knowledge",  # type: ignore[call-arg]
-                        staff_token=STAFF, reviewer_token=REVIEWER, database_url=None, chroma_host=None,
+                        staff_token=SecretStr(STAFF), reviewer_token=SecretStr(REVIEWER), database_url=None,
+                        chroma_host=None,
                         redis_url=None, rate_limit_chat="1000000/minute", rate_limit_search="1000000/minute",
                         **overrides)
     return TestClient(create_app(settings, embedder=embedder, load_in_background=False))
@@ -111,6 +113,7 @@ def scan(name: str, embedder: Any) -> None:
 
     understander = make_understander(embedder, None)
     for item in items:
+        assert item.vectors is not None
         item.fact = understander.understand(item.content.question, item.vectors[0]).fact
     index = FaqIndex(items)
     pos, neg = [], []
