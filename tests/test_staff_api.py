@@ -22,6 +22,22 @@ STAFF_ROUTES = [
     ("GET", "/staff/api/messenger", None),
     ("POST", "/staff/api/messenger/flags/handled", {"ids": [1]}),
     ("POST", "/search", {"query": "psoas"}),
+    # Staff answers (issue 16); their own behaviour is tested in test_faq_api.py.
+    ("GET", "/staff/api/faq", None),
+    ("POST", "/staff/api/faq", {"question": "Q?", "answer": "A.", "author": "Ann"}),
+    ("GET", "/staff/api/faq/export", None),
+    ("GET", "/staff/api/faq/{entry_id}", None),
+    ("PUT", "/staff/api/faq/{entry_id}", {"question": "Q?", "answer": "A.", "author": "Ann", "base_version": 1}),
+    ("POST", "/staff/api/faq/{entry_id}/publish", {"actor": "Ann"}),
+    ("POST", "/staff/api/faq/{entry_id}/approve", {"actor": "Ann"}),
+    ("POST", "/staff/api/faq/{entry_id}/unpublish", {"actor": "Ann"}),
+    ("POST", "/staff/api/faq/{entry_id}/rollback", {"actor": "Ann", "version": 1}),
+    ("GET", "/staff/api/faq/{entry_id}/diff", None),
+    ("POST", "/staff/api/faq/{entry_id}/preview", {"message": "gift cards?"}),
+    ("GET", "/staff/api/audit", None),
+    ("GET", "/staff/api/audit.csv", None),
+    ("GET", "/staff/api/clinic-details", None),
+    ("PUT", "/staff/api/clinic-details/{key}", {"value": "Behind the building.", "author": "Ann"}),
 ]
 BAD_AUTH = [
     pytest.param({}, id="no-header"),
@@ -35,7 +51,7 @@ BAD_AUTH = [
 @pytest.mark.parametrize(("method", "path", "body"), STAFF_ROUTES)
 @pytest.mark.parametrize("headers", BAD_AUTH)
 def test_staff_routes_refuse_without_the_token(client, method, path, body, headers) -> None:  # type: ignore[no-untyped-def]
-    resp = client.request(method, path, json=body, headers=headers)
+    resp = client.request(method, path.format(entry_id=1, key="parking"), json=body, headers=headers)
     assert resp.status_code == 401, resp.text
     assert "staff token" in resp.json()["detail"]
 
@@ -56,7 +72,7 @@ def test_every_staff_api_route_is_listed_here(client) -> None:  # type: ignore[n
 def test_staff_routes_say_how_to_set_the_token_when_none_is_configured(make_client, data_dir, method, path,
                                                                       body) -> None:  # type: ignore[no-untyped-def]
     c = make_client(data_dir, staff_token=None)
-    resp = c.request(method, path, json=body, headers=AUTH)
+    resp = c.request(method, path.format(entry_id=1, key="parking"), json=body, headers=AUTH)
     assert resp.status_code == 503
     assert "STAFF_TOKEN" in resp.json()["detail"] and "set" in resp.json()["detail"]
 
@@ -147,6 +163,183 @@ def test_grouping_is_greedy_on_cosine() -> None:
     assert groups[0]["variants"] == ["b", "d"]
 
 
+def _pairwise_grouping(rows, vectors, threshold):  # type: ignore[no-untyped-def]
+    """The grouping as it was (issue 8's baseline): per row, per group, the best cosine over its members."""
+    from bot.channels.staff import _neg_time
+
+    groups: list[dict] = []  # type: ignore[type-arg]
+    members: list[list[np.ndarray]] = []
+    for row, vec in zip(rows, vectors, strict=True):
+        best, best_sim = -1, threshold
+        for n, vecs in enumerate(members):
+            sim = float(np.max(np.stack(vecs) @ vec))
+            if sim >= best_sim:
+                best, best_sim = n, sim
+        if best < 0:
+            groups.append({"question": row["question"], "count": 0, "last_seen": row["created_at"], "ids": [],
+                           "variants": []})
+            members.append([])
+            best = len(groups) - 1
+        members[best].append(vec)
+        group = groups[best]
+        group["count"] += 1
+        group["ids"].append(row["id"])
+        group["last_seen"] = max(group["last_seen"], row["created_at"])
+        text = row["question"]
+        if text != group["question"] and text not in group["variants"] and len(group["variants"]) < 5:
+            group["variants"].append(text)
+    groups.sort(key=lambda g: (-g["count"], _neg_time(g["last_seen"])))
+    return groups
+
+
+def _rows(texts: list[str]) -> list[dict]:  # type: ignore[type-arg]
+    """Store-shaped rows, newest first, one minute apart (some repeated wordings, some shared minutes)."""
+    from datetime import UTC, datetime, timedelta
+
+    start = datetime(2026, 11, 24, 18, tzinfo=UTC)
+    return [{"id": len(texts) - n, "question": t, "created_at": (start - timedelta(minutes=n // 2)).isoformat()}
+            for n, t in enumerate(texts)]
+
+
+def test_grouping_matches_the_pairwise_reference_on_fixed_vectors() -> None:
+    from bot.channels.staff import group_questions
+
+    rng = np.random.default_rng(20261124)
+    centres = rng.standard_normal((25, 64))
+    # Points spread around a few centres, so cosines fall on both sides of every threshold below; chains of
+    # paraphrases join through any member, repeated vectors and exact ties between two groups are in there too.
+    vecs = centres[rng.integers(0, 25, 300)] + rng.standard_normal((300, 64)) * rng.uniform(0.2, 0.9, (300, 1))
+    vecs[50:60] = vecs[40:50]
+    vecs = (vecs / np.linalg.norm(vecs, axis=1, keepdims=True)).astype(np.float32)
+    texts = [f"question {i % 220}" for i in range(300)]  # repeated wordings: variants dedupe and cap at 5
+    rows = _rows(texts)
+    for threshold in (0.3, 0.5, 0.75, 0.9, 1.01):
+        expected = _pairwise_grouping(rows, vecs, threshold)
+        assert group_questions(rows, vecs, threshold=threshold) == expected, threshold
+    assert 1 < len(_pairwise_grouping(rows, vecs, 0.5)) < 200  # the case is not degenerate
+    tie = np.array([[1, 0], [0, 1], [0.6, 0.8], [0.8, 0.6], [np.sqrt(0.5), np.sqrt(0.5)]], dtype=np.float32)
+    tie_rows = _rows(list("abcde"))
+    assert group_questions(tie_rows, tie, threshold=0.7) == _pairwise_grouping(tie_rows, tie, 0.7)
+    broken = vecs[:20].copy()
+    broken[3] = np.nan
+    assert group_questions(rows[:20], broken, threshold=0.5) == _pairwise_grouping(rows[:20], broken, 0.5)
+    assert group_questions([], np.zeros((0, 64), dtype=np.float32)) == []
+
+
+def test_grouping_keeps_real_paraphrases_together(embedder) -> None:  # type: ignore[no-untyped-def]
+    from bot.channels.staff import SIMILAR, group_questions
+
+    asked = {  # each topic's wordings newest first
+        "gift": ["Do you offer gift cards?", "do you sell gift cards", "Can I buy a gift card?"],
+        # A chain: the first two and the last two are close, the two ends are not.
+        "parking": ["Is there parking near the clinic?", "Does the clinic have parking?", "Is there parking nearby?",
+                    "is parking available near you"],
+        "price": ["How much does a session cost?", "What is the price of a session?", "how much is one session",
+                  "What does a session cost?"],
+        # Close to the next topic in words, a different question: they stay apart.
+        "insurance accepted": ["Do you take insurance?", "Do you accept my insurance?"],
+        "insurance covers": ["Does insurance cover a session?", "Is a session covered by insurance?",
+                             "Will my insurance pay for a session?"],
+        "hours": ["What are your opening hours?"],
+    }
+    texts = [q for i in range(4) for qs in asked.values() for q in qs[i:i + 1]]  # the topics interleaved
+    texts.append("Do you offer gift cards?")  # asked again
+    rows = _rows(texts)
+    vecs = embedder.embed(texts)
+    groups = group_questions(rows, vecs)
+    assert groups == _pairwise_grouping(rows, vecs, SIMILAR)
+    topic = {q: name for name, qs in asked.items() for q in qs}
+    by_id = {r["id"]: r["question"] for r in rows}
+    assert sorted([topic[by_id[i]] for i in g["ids"]] for g in groups) == sorted(
+        [name] * (len(qs) + (name == "gift")) for name, qs in asked.items())
+    ends = embedder.embed([asked["parking"][1], asked["parking"][3]])
+    assert float(ends[0] @ ends[1]) < SIMILAR  # together only through the paraphrases between them
+    gift = next(g for g in groups if g["question"] == "Do you offer gift cards?")
+    assert gift["count"] == 4 and gift["variants"] == ["do you sell gift cards", "Can I buy a gift card?"]
+
+
+def test_unanswered_groups_say_whether_an_article_now_answers_them(make_client, data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    from tests.conftest import KNOWLEDGE
+
+    knowledge = tmp_path / "knowledge"
+    shutil.copytree(KNOWLEDGE, knowledge)
+    c = make_client(data_dir, knowledge_dir=knowledge)
+    for text in ["Do you offer gift cards?", "Does the clinic have parking?", "Is there parking at the clinic?"]:
+        assert c.post("/chat", json={"message": text}).json()["kind"] == "handoff", text
+    store = c.app.state.runtime.store
+    before = store.counts()
+    groups = c.get("/staff/api/unanswered", headers=AUTH).json()["groups"]
+    assert len(groups) == 2 and not any(g["answered_now"] for g in groups), groups
+
+    # The clinic writes an article on parking; gift cards always go to the phone, whatever the articles say.
+    (knowledge / "parking.md").write_text(
+        '---\ntitle: Parking at the clinic\nurl: ""\nupdated: 2026-11-24\nsummary: Where to park.\n---\n\n'
+        "# Parking at the clinic\n\n## Where to park\n\nThe clinic has free parking in the lot behind the "
+        "building, and there is more parking on the street out front.\n", encoding="utf-8")
+    assert c.post("/staff/api/reindex", headers=AUTH).json()["embedded"] > 0
+    groups = c.get("/staff/api/unanswered", headers=AUTH).json()["groups"]
+    now = {g["question"]: (g["count"], g["answered_now"]) for g in groups}
+    assert now == {"Is there parking at the clinic?": (2, True), "Do you offer gift cards?": (1, False)}, groups
+    assert store.counts() == before  # the checks are previews: nothing stored, the list itself unchanged
+
+
+def test_answered_now_checks_the_first_40_groups_together_as_staff_previews(make_client, data_dir,
+                                                                            monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from bot.types import Reply
+
+    c = make_client(data_dir)
+    runtime = c.app.state.runtime
+    for n in range(45):
+        runtime.store.record_exchange(f"s{n}", "web", f"q{n}", "handoff", "sorry", unanswered_question=f"q{n}")
+    # Every question its own group (one-hot vectors), so there are 45 groups and only 40 get checked.
+    monkeypatch.setattr(runtime, "embedder", _OneHot())
+    seen: list[tuple[str, str, str]] = []
+    running = peak = 0
+
+    async def fake_reply(message, session):  # type: ignore[no-untyped-def]
+        nonlocal running, peak
+        seen.append((message.text, message.channel, session.id))
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.02)
+        running -= 1
+        return Reply(kind="answer" if int(message.text[1:]) % 2 else "handoff", reply="x")
+
+    monkeypatch.setattr(runtime.chatbot, "reply", fake_reply)
+    groups = c.get("/staff/api/unanswered", headers=AUTH).json()["groups"]
+    assert len(groups) == 45 and len(seen) == 40 and peak == 40
+    assert {(ch, sid) for _, ch, sid in seen} == {("staff", "staff-preview")}
+    assert {t for t, _, _ in seen} == {g["question"] for g in groups[:40]}
+    assert [g["answered_now"] for g in groups[:40]] == [int(g["question"][1:]) % 2 == 1 for g in groups[:40]]
+    assert not any(g["answered_now"] for g in groups[40:])
+
+    async def broken_reply(message, session):  # type: ignore[no-untyped-def]
+        raise RuntimeError("model down")
+
+    monkeypatch.setattr(runtime.chatbot, "reply", broken_reply)
+    resp = c.get("/staff/api/unanswered", headers=AUTH)
+    assert resp.status_code == 200 and not any(g["answered_now"] for g in resp.json()["groups"])
+
+
+class _OneHot:
+    """An embedder that makes every distinct text orthogonal to the others."""
+
+    name, dim = "one-hot", 64
+
+    def __init__(self) -> None:
+        self.seen: dict[str, int] = {}
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for n, t in enumerate(texts):
+            out[n, self.seen.setdefault(t, len(self.seen))] = 1
+        return out
+
+
 def test_thumbs_down_feedback_is_listed_newest_first_and_can_be_handled(make_client, data_dir) -> None:  # type: ignore[no-untyped-def]
     c = make_client(data_dir)
     first = c.post("/chat", json={"message": "What is the psoas?"}).json()
@@ -179,10 +372,31 @@ def test_stats_shape(make_client, data_dir) -> None:  # type: ignore[no-untyped-
     days = data["days"]
     assert len(days) == 30 and days == sorted(days, key=lambda d: d["date"])
     today = days[-1]
-    assert set(today) == {"date", "answer", "handoff", "emergency", "booking", "smalltalk", "total"}
+    assert set(today) == {"date", "answer", "handoff", "emergency", "booking", "smalltalk", "total", "answered_share"}
     assert (today["answer"], today["handoff"], today["emergency"], today["booking"]) == (2, 1, 1, 1)
     assert today["total"] == 5 and data["totals"]["answer"] == 2
     assert data["answered_share"] == pytest.approx(2 / 3, abs=1e-3)
+    assert today["answered_share"] == pytest.approx(2 / 3, abs=1e-3)
+    assert all(d["answered_share"] is None for d in days[:-1])  # no questions those days: no share, not 0
+
+
+def test_stats_give_each_day_its_own_answered_share(make_client, data_dir, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime, timedelta
+
+    c = make_client(data_dir)
+    today = datetime.now(UTC).date()
+    day = [(today - timedelta(days=n)).isoformat() for n in range(4)]
+    counts = [(day[3], "answer", 1), (day[3], "handoff", 3),  # a quarter answered
+              (day[2], "handoff", 2),  # none answered
+              (day[1], "booking", 4), (day[1], "emergency", 1),  # no questions at all
+              (day[0], "answer", 9), (day[0], "handoff", 1), (day[0], "smalltalk", 5)]
+    store = c.app.state.runtime.store
+    monkeypatch.setattr(store, "daily_counts", lambda days: [{"date": d, "kind": k, "count": n} for d, k, n in counts])
+    data = c.get("/staff/api/stats", headers=AUTH).json()
+    shares = {d["date"]: d["answered_share"] for d in data["days"]}
+    assert [shares[d] for d in reversed(day)] == [0.25, 0.0, None, 0.9]
+    assert all(shares[d["date"]] is None for d in data["days"][:-4])
+    assert data["answered_share"] == pytest.approx(10 / 16)  # the month's share is over all its questions
 
 
 # --- the widget's routes --------------------------------------------------------------------------------

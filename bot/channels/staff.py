@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, StrictStr, field_validator
 
@@ -18,10 +19,13 @@ from bot.ratelimit import StaffLimit
 from bot.types import IncomingMessage, Reply, Session
 
 router = APIRouter()
+log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent.parent / "static"
 KINDS = ("answer", "handoff", "emergency", "booking", "smalltalk")
 # Two questions at or above this cosine are "the same question" for the staff list.
 SIMILAR = 0.75
+# How many of the most-asked groups the Unanswered list re-asks through the pipeline on each load.
+PREVIEW_GROUPS = 40
 STORE_DOWN = "The database is not answering right now; try again in a minute (GET /health shows its state)."
 
 
@@ -53,6 +57,8 @@ class UnansweredGroup(BaseModel):
     last_seen: str
     ids: list[int]
     variants: list[str]
+    answered_now: bool = Field(description="the pipeline now answers the representative question from the articles "
+                                           "(checked for the first PREVIEW_GROUPS groups; false for the rest)")
 
 
 class UnansweredResponse(BaseModel):
@@ -90,6 +96,8 @@ class DayCounts(BaseModel):
     booking: int = 0
     smalltalk: int = 0
     total: int = 0
+    answered_share: float | None = Field(default=None,
+                                         description="answer / (answer + handoff) that day; null when there were none")
 
 
 class StatsResponse(BaseModel):
@@ -109,23 +117,30 @@ async def _store_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 def group_questions(rows: list[dict[str, Any]], vectors: np.ndarray,
                     threshold: float = SIMILAR) -> list[dict[str, Any]]:
-    """Greedy clustering of L2-normalised question vectors (rows newest first); biggest groups first."""
+    """Group L2-normalised question vectors (rows newest first) by their closest match; biggest groups first."""
+    vecs = np.asarray(vectors, dtype=np.float32)
+    if len(vecs) != len(rows):
+        raise ValueError(f"{len(rows)} rows but {len(vecs)} vectors")
+    # Every pairwise cosine in one product (the store caps the list at 500 rows: 1 MB); a broken (NaN) vector
+    # matches nothing, as in the pairwise loop this replaced.
+    sims = vecs @ vecs.T if len(vecs) else np.zeros((0, 0), dtype=np.float32)
+    sims[np.isnan(sims)] = -np.inf
+    # closest[g, j]: row j's best cosine with any member of group g so far, raised (np.maximum) as members join;
+    # a row's best group is then one argmax down its column instead of a pass over every member.
+    closest = np.empty_like(sims)
     groups: list[dict[str, Any]] = []
-    members: list[list[np.ndarray]] = []
-    for row, vec in zip(rows, vectors, strict=True):
+    for i, row in enumerate(rows):
         # A question joins the group holding its closest match (any member, not only the first): paraphrases
-        # of paraphrases stay together.
-        best, best_sim = -1, threshold
-        for n, vecs in enumerate(members):
-            sim = float(np.max(np.stack(vecs) @ vec))
-            if sim >= best_sim:
-                best, best_sim = n, sim
-        if best < 0:
+        # of paraphrases stay together. On a tie the later group wins, as it did in the loop.
+        column = closest[: len(groups), i][::-1]
+        best = len(groups) - 1 - int(column.argmax()) if len(groups) else -1
+        if best < 0 or not closest[best, i] >= threshold:
             groups.append({"question": row["question"], "count": 0, "last_seen": row["created_at"], "ids": [],
                            "variants": []})
-            members.append([])
             best = len(groups) - 1
-        members[best].append(vec)
+            closest[best] = sims[i]
+        else:
+            np.maximum(closest[best], sims[i], out=closest[best])
         group = groups[best]
         group["count"] += 1
         group["ids"].append(row["id"])
@@ -154,9 +169,9 @@ async def staff_page() -> HTMLResponse:
 
 
 @router.get("/staff/api/session", tags=["staff"])
-async def staff_session(_staff: StaffDep, _limit: StaffLimit) -> dict[str, bool]:
-    """Check a staff token: 200 when it is right, 401 when not, 503 when STAFF_TOKEN is not set."""
-    return {"ok": True}
+async def staff_session(request: Request, _staff: StaffDep, _limit: StaffLimit) -> dict[str, Any]:
+    """Check a staff token: 200 with its role (editor or reviewer), 401 when wrong, 503 when STAFF_TOKEN is unset."""
+    return {"ok": True, "role": getattr(request.state, "staff_role", None) or "editor"}
 
 
 @router.post("/staff/api/ask", tags=["staff"], response_model=Reply)
@@ -172,16 +187,38 @@ async def staff_ask(body: AskRequest, _staff: StaffDep, runtime: RuntimeDep, set
 
 @router.get("/staff/api/unanswered", tags=["staff"], response_model=UnansweredResponse)
 async def staff_unanswered(_staff: StaffDep, runtime: RuntimeDep, _limit: StaffLimit) -> UnansweredResponse:
-    """Questions the articles could not answer, grouped by similarity, most asked first."""
+    """Questions the articles could not answer, grouped by similarity, most asked first, and whether they are now."""
     rows = await _store_call(runtime.store.list_unanswered)
     if not rows:
         return UnansweredResponse(groups=[], total=0)
+    # Embedding and grouping are CPU work: one hop to a thread, so patients' chats go on meanwhile.
+    groups = await asyncio.to_thread(_embed_and_group, runtime.embedder, rows)
+    # Each check is a whole pipeline run (embedding, retrieval, an LLM call in llm mode) on every load of the list,
+    # so only the most-asked groups, where closing a gap matters most, are checked; run together, their queries
+    # share the batching embedder's model calls instead of queueing one after another.
+    preview = groups[:PREVIEW_GROUPS]
+    answered = await asyncio.gather(*(_answers_now(runtime, g["question"]) for g in preview))
+    answered += [False] * (len(groups) - len(preview))
+    return UnansweredResponse(groups=[UnansweredGroup(**g, answered_now=a) for g, a in zip(groups, answered,
+                                                                                            strict=True)],
+                              total=len(rows))
+
+
+def _embed_and_group(embedder: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     texts = [r["question"] for r in rows]
     unique = list(dict.fromkeys(texts))  # embed each distinct wording once
-    vecs = await asyncio.to_thread(runtime.embedder.embed, unique)
-    by_text = dict(zip(unique, np.asarray(vecs, dtype=np.float32), strict=True))
-    groups = group_questions(rows, np.stack([by_text[t] for t in texts]))
-    return UnansweredResponse(groups=[UnansweredGroup(**g) for g in groups], total=len(rows))
+    by_text = dict(zip(unique, np.asarray(embedder.embed(unique), dtype=np.float32), strict=True))
+    return group_questions(rows, np.stack([by_text[t] for t in texts]))
+
+
+async def _answers_now(runtime: Any, question: str) -> bool:
+    """Whether a patient asking this now gets an answer; the same preview as staff_ask (nothing stored)."""
+    try:
+        reply = await runtime.chatbot.reply(IncomingMessage(question, channel="staff"), Session(id="staff-preview"))
+    except Exception as exc:  # one failed check leaves its group unticked; the list still loads
+        log.warning("answered_now check failed: %s", type(exc).__name__)
+        return False
+    return bool(reply.kind == "answer")
 
 
 @router.post("/staff/api/unanswered/handled", tags=["staff"])
@@ -232,6 +269,9 @@ async def staff_stats(_staff: StaffDep, runtime: RuntimeDep, _limit: StaffLimit)
         setattr(days[day], kind, getattr(days[day], kind) + count)
         days[day].total += count
         totals[kind] += count
+    for counts in days.values():
+        asked_that_day = counts.answer + counts.handoff
+        counts.answered_share = round(counts.answer / asked_that_day, 4) if asked_that_day else None
     asked = totals["answer"] + totals["handoff"]
     share = round(totals["answer"] / asked, 4) if asked else None
     return StatsResponse(days=list(days.values()), totals=totals, answered_share=share)
