@@ -1,4 +1,4 @@
-"""Command line: serve, ingest, ask, search, messenger-setup (evaluation and benchmarks: tools/)."""
+"""Command line: serve, ingest, ask, search, faq, messenger-setup (evaluation and benchmarks: tools/)."""
 
 from __future__ import annotations
 
@@ -131,6 +131,35 @@ def cmd_messenger_setup(args: argparse.Namespace) -> int:
     return setup(args)
 
 
+def cmd_faq(args: argparse.Namespace) -> int:
+    """Staff answers as Markdown: `faq export DIR` writes them in knowledge/ format; `faq import PATH` reads a
+    folder of them back, or a website's HTML export (one entry per section), publishing or sending to review."""
+    from bot.faq_store import KnowledgeStore
+    from bot.faq_workflow import Workflow
+    from bot.store import Store
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.sqlalchemy_url)
+    store.migrate()
+    flow = Workflow(KnowledgeStore(store))
+    path = Path(args.path)
+    if args.action == "export":
+        files = flow.export()
+        for name, text in files.items():
+            (path / name).parent.mkdir(parents=True, exist_ok=True)
+            (path / name).write_text(text, encoding="utf-8")
+        print(f"exported {len(files)} entries to {path}")
+        return 0
+    if not path.exists():
+        print(f"error: {path} does not exist", file=sys.stderr)
+        return 2
+    # The CLI runs with the server's own access: flagged entries still wait for a reviewer in the console.
+    report = flow.import_path(path, args.author)
+    print(json.dumps(report))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for `python -m bot`."""
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
@@ -155,6 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=5)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
+    p = sub.add_parser("faq", help=cmd_faq.__doc__)
+    p.add_argument("action", choices=("export", "import"))
+    p.add_argument("path")
+    p.add_argument("--author", default="import", help="who the imported versions are by (the audit log shows it)")
+    p.set_defaults(func=cmd_faq)
     p = sub.add_parser("messenger-setup", help=cmd_messenger_setup.__doc__)
     p.add_argument("--dry-run", action="store_true")
     p.set_defaults(func=cmd_messenger_setup)
