@@ -520,3 +520,25 @@ def test_out_of_range_ids_are_a_bad_request_not_a_database_error(client) -> None
         for ids in ([2**63], [0], [-5]):
             r = client.post(path, json={"ids": ids}, headers=AUTH)
             assert r.status_code == 422, (path, ids, r.status_code)
+
+
+def test_a_second_load_of_the_unanswered_list_embeds_only_new_questions(embedder) -> None:  # type: ignore[no-untyped-def]
+    from bot.channels import staff
+
+    calls: list[list[str]] = []
+
+    class Counting:
+        name = "counting-" + embedder.name
+
+        def embed(self, texts: list[str]) -> np.ndarray:
+            calls.append(list(texts))
+            return np.asarray(embedder.embed(texts))
+
+    rows = [{"id": n, "question": q, "created_at": "2026-12-01T10:00:00+00:00"}
+            for n, q in enumerate(["is there parking", "where do I park", "do you sell gift cards"], 1)]
+    first = staff._embed_and_group(Counting(), rows)
+    again = staff._embed_and_group(Counting(), [*rows, {"id": 4, "question": "gift certificate?",
+                                                        "created_at": "2026-12-02T10:00:00+00:00"}])
+    assert calls == [["is there parking", "where do I park", "do you sell gift cards"], ["gift certificate?"]]
+    assert sum(g["count"] for g in first) == 3 and sum(g["count"] for g in again) == 4
+    assert not any("park" in key for key in staff._VECTORS)  # hashed keys: no patient text held

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import threading
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -204,11 +207,30 @@ async def staff_unanswered(_staff: StaffDep, runtime: RuntimeDep, _limit: StaffL
                               total=len(rows))
 
 
+# Vectors of questions already embedded for this list, keyed by a hash of (model, text): a reload of the list embeds
+# only new questions (500 wordings took 11 s on a busy machine), and no patient text is held here past retention.
+_VECTORS: OrderedDict[str, np.ndarray] = OrderedDict()
+_VECTORS_MAX = 5000
+_VECTORS_LOCK = threading.Lock()  # two staff loading the list at once run this in two threads
+
+
 def _embed_and_group(embedder: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     texts = [r["question"] for r in rows]
     unique = list(dict.fromkeys(texts))  # embed each distinct wording once
-    by_text = dict(zip(unique, np.asarray(embedder.embed(unique), dtype=np.float32), strict=True))
-    return group_questions(rows, np.stack([by_text[t] for t in texts]))
+    name = str(getattr(embedder, "name", ""))
+    keys = {t: hashlib.sha256(f"{name}\x00{t}".encode()).hexdigest() for t in unique}
+    with _VECTORS_LOCK:
+        known = {t: _VECTORS[keys[t]] for t in unique if keys[t] in _VECTORS}
+    todo = [t for t in unique if t not in known]
+    if todo:
+        known.update(zip(todo, np.asarray(embedder.embed(todo), dtype=np.float32), strict=True))
+    with _VECTORS_LOCK:
+        for t in unique:
+            _VECTORS[keys[t]] = known[t]
+            _VECTORS.move_to_end(keys[t])
+        while len(_VECTORS) > _VECTORS_MAX:
+            _VECTORS.popitem(last=False)
+    return group_questions(rows, np.stack([known[t] for t in texts]))
 
 
 async def _answers_now(runtime: Any, question: str) -> bool:
