@@ -566,3 +566,31 @@ def test_flags_and_status(store: Store) -> None:
     assert store.get_status() == {"token": "expired"}
     store.set_status("token", None)
     assert store.get_status() == {}
+
+
+# -- staff knowledge (issue 16) on both databases --------------------------------------------------------------------
+def test_staff_entries_version_conflict_publish_and_audit(store: Store) -> None:
+    import numpy as np
+
+    from bot.faq_store import Conflict, Content, KnowledgeStore
+
+    kb = KnowledgeStore(store)
+    assert kb.revision() == 0 and kb.published() == []
+    eid = kb.create("faq", Content("Do you sell gift cards?", "Yes.", ["gift certificate"]), "Ann", [])
+    again = kb.create("faq", Content("Do you sell gift cards?", "Also yes.", []), "Bo", [])
+    assert kb.entry(again)["slug"] == "do-you-sell-gift-cards-2"  # a public URL is never shared or reused
+    assert kb.save(eid, 1, Content("Do you sell gift cards?", "Yes, at the desk.", []), "Bo", []) == 2
+    with pytest.raises(Conflict):
+        kb.save(eid, 1, Content("Do you sell gift cards?", "Lost update.", []), "Cy", [])
+    kb.set_state(eid, "Bo", "publish", status="published")
+    [live] = kb.published()
+    assert (live.entry_id, live.content.answer, live.vectors) == (eid, "Yes, at the desk.", None)
+    kb.set_vectors(live.version_id, np.ones((1, 4), dtype=np.float32), "test-model")
+    [live] = kb.published()
+    assert live.vectors is not None and live.vectors.shape == (1, 4) and live.model == "test-model"
+    assert kb.by_slug("do-you-sell-gift-cards")["answer"] == "Yes, at the desk."
+    assert kb.by_slug("do-you-sell-gift-cards-2") is None  # a draft has no public page
+    entry = kb.entry(eid, with_versions=True)
+    assert [v["version"] for v in entry["versions"]] == [2, 1] and entry["versions"][0]["was_published"]
+    assert [a["action"] for a in kb.audit()] == ["publish", "save", "create", "create"]
+    assert kb.revision() == kb.audit()[0]["id"]
