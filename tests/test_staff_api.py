@@ -164,32 +164,10 @@ def test_grouping_is_greedy_on_cosine() -> None:
 
 
 def _pairwise_grouping(rows, vectors, threshold):  # type: ignore[no-untyped-def]
-    """The grouping as it was (issue 8's baseline): per row, per group, the best cosine over its members."""
-    from bot.channels.staff import _neg_time
+    """The grouping as it was (issue 16 item 8's baseline), kept once in the benchmark that compares them."""
+    from tools.bench_grouping import greedy_baseline
 
-    groups: list[dict] = []  # type: ignore[type-arg]
-    members: list[list[np.ndarray]] = []
-    for row, vec in zip(rows, vectors, strict=True):
-        best, best_sim = -1, threshold
-        for n, vecs in enumerate(members):
-            sim = float(np.max(np.stack(vecs) @ vec))
-            if sim >= best_sim:
-                best, best_sim = n, sim
-        if best < 0:
-            groups.append({"question": row["question"], "count": 0, "last_seen": row["created_at"], "ids": [],
-                           "variants": []})
-            members.append([])
-            best = len(groups) - 1
-        members[best].append(vec)
-        group = groups[best]
-        group["count"] += 1
-        group["ids"].append(row["id"])
-        group["last_seen"] = max(group["last_seen"], row["created_at"])
-        text = row["question"]
-        if text != group["question"] and text not in group["variants"] and len(group["variants"]) < 5:
-            group["variants"].append(text)
-    groups.sort(key=lambda g: (-g["count"], _neg_time(g["last_seen"])))
-    return groups
+    return greedy_baseline(rows, vectors, threshold)
 
 
 def _rows(texts: list[str]) -> list[dict]:  # type: ignore[type-arg]
