@@ -889,3 +889,21 @@ def test_live_webhook_answers_fast_while_graph_is_slow(data_dir: Path, stub: Gra
         server.stop()
     log = server.log.read_text()
     assert "What is the psoas" not in log and PSID not in log and PAGE_TOKEN not in log
+
+
+# -- staff answers (issue 16) -----------------------------------------------------------------------
+def test_a_published_staff_answer_reaches_messenger_with_its_source_line(messenger, stub) -> None:
+    from tests.conftest import STAFF_TOKEN
+
+    client = messenger(public_url="https://bot.example.org")
+    staff = {"Authorization": f"Bearer {STAFF_TOKEN}"}
+    entry = client.post("/staff/api/faq", headers=staff, json={
+        "question": "Do you sell gift cards?", "author": "Ann",
+        "answer": "Yes, gift cards are available at the front desk. <script>alert(1)</script>"}).json()
+    client.post(f"/staff/api/faq/{entry['id']}/publish", headers=staff, json={"actor": "Ann"})
+    post(client, body([text_event("can i buy a gift card for my mom", "m_gift")]))
+    stub.wait_for(lambda: len(stub.sent(PSID)) >= 1)
+    settle(client)
+    joined = " ".join(texts(stub.sent(PSID)))
+    assert "gift cards are available at the front desk" in joined and "<script>" not in joined
+    assert "https://bot.example.org/articles/faq/do-you-sell-gift-cards" in joined
