@@ -279,7 +279,8 @@ class Chatbot:
         # both were written to answer exactly this. Triage and the guards above have already run.
         entry = self._staff_answer(search_vec, search, u.fact)
         if entry is not None:
-            return self._answer_reply(self._entry_composed(entry, trace), [], u, session, trace, say, question)
+            notes = [say.say("diagnosis")] if u.guard == "diagnosis" else []
+            return self._answer_reply(self._entry_composed(entry, trace), notes, u, session, trace, say, question)
         parts = plan_parts(question)
         if len(parts) > 1 and not self._llm_on():
             return await self._multi(parts, u, session, trace, say)

@@ -12,6 +12,7 @@ import contextvars
 import logging
 import re
 import threading
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -48,7 +49,7 @@ ALWAYS_REVIEWED = ("price", "hours", "insurance", "payment")
 # understanding layer gives the message the same clinic-fact label as the entry's question (it has learned many
 # wordings, Spanish too, from the example banks), and per shared topic word (two at most). Calibrated on
 # tests/eval/faq_dev.yaml by `python -m tools.evaluate_faq --scan`.
-SAME_FACT_BONUS = 0.5
+SAME_FACT_BONUS = 0.35
 WORD_BONUS = 0.05
 # Stems that every clinic question shares: matching them says nothing about which entry is meant.
 GENERIC = frozenset({"you", "your", "how", "what", "session", "appoint", "treatment", "clinic", "therapist",
@@ -77,7 +78,11 @@ def _review_rules(path: Path = REVIEW_FILE) -> list[tuple[str, re.Pattern[str]]]
 def review(content: Content, *, detail: str | None = None) -> list[str]:
     """Why this text needs a reviewer's approval ([] when it may publish at once): medical claims, or facts about
     prices, hours or insurance, quoted as found."""
-    text = " ".join([content.question, content.answer, *content.applies_to])
+    raw = " ".join([content.question, content.answer, *content.applies_to])
+    # What patients read, too: Markdown markers or invisible characters inside a word ("c**ure**s", "cu\u200bres")
+    # must not hide it from the review.
+    visible = "".join(ch for ch in unicodedata.normalize("NFKC", raw) if unicodedata.category(ch) != "Cf")
+    text = f"{raw} {visible} {plain_answer(visible)} {re.sub(r'[*_`~]', '', visible)}"
     reasons = []
     for name, pattern in _review_rules():
         found = sorted({m.group(0).strip().lower() for m in pattern.finditer(text)})
@@ -107,14 +112,19 @@ def validate(content: Content) -> str | None:
 _MD_LINK = re.compile(r"!?\[([^\]]*)\]\((\S+?)\)")
 _TAG_BLOCK = re.compile(r"<(script|style)\b[^>]*>.*?(?:</\1\s*>|$)", re.I | re.S)
 _TAG = re.compile(r"</?[A-Za-z!][^<>]*>")
-_MARKERS = re.compile(r"(^|\s)(#{1,6}|>|[-*+]|\d+\.)\s+|[*_`]{1,3}")
+# Line-start markers (headings, quotes, list bullets), and emphasis or code markers only in pairs around words:
+# "snake_case", "2 * 3" and URLs keep their characters.
+_MARKERS = re.compile(r"(?m)^[ \t]*(#{1,6}|>|[-*+]|\d+\.)[ \t]+")
+_EMPHASIS = re.compile(r"(?<![\w*_`])(\*{1,3}|_{1,3}|`{1,3})(?=\S)(.+?)(?<=\S)\1(?![\w*_`])")
 
 
 def plain_answer(markdown: str) -> str:
     """The answer as plain text for every channel: no Markdown markers, no markup, links as "text (url)"."""
     text = _TAG.sub(" ", _TAG_BLOCK.sub(" ", markdown))
     text = _MD_LINK.sub(lambda m: f"{m.group(1)} ({m.group(2)})" if m.group(1) else m.group(2), text)
-    text = _MARKERS.sub(lambda m: m.group(1) or "", text)
+    text = _MARKERS.sub("", text)
+    for _ in range(3):  # nested emphasis ("***bold italic***", "**[link](url)**") unwraps one layer a pass
+        text = _EMPHASIS.sub(r"\2", text)
     return re.sub(r"\s+", " ", text).strip()
 
 
@@ -162,27 +172,37 @@ class FaqIndex:
         rows = [i.vectors for i in self.items if i.vectors is not None]
         self._matrix = np.vstack(rows).astype(np.float32) if rows else np.zeros((0, 1), dtype=np.float32)
         self._owner = np.repeat(np.arange(len(self.items)), [len(r) for r in rows]) if rows else np.zeros(0, int)
+        self._facts = np.array([i.fact or "" for i in self.items], dtype=object)
 
-    def scores(self, vector: np.ndarray, text: str = "", fact: str | None = None) -> list[Hit]:
-        """Every entry with its match score to the question (see SAME_FACT_BONUS), best first."""
-        if not self.items:
-            return []
+    def _scored(self, vector: np.ndarray, text: str, fact: str | None, floor: float | None) -> np.ndarray:
+        """Each entry's match score; with `floor`, the word bonus is counted only where it could lift an entry
+        to it (a tokenised comparison per entry would cost milliseconds at a few hundred entries)."""
         sims = self._matrix @ np.asarray(vector, dtype=np.float32)
         best = np.full(len(self.items), -1.0, dtype=np.float32)
         np.maximum.at(best, self._owner, sims)
-        words = topic_words(text) if text else frozenset()
-        for n, item in enumerate(self.items):
-            if fact is not None and item.fact == fact:
-                best[n] += SAME_FACT_BONUS
-            if words:
+        if fact is not None:
+            best += SAME_FACT_BONUS * (self._facts == fact)
+        if text:
+            words = topic_words(text)
+            reach = np.flatnonzero(best + 2 * WORD_BONUS >= floor) if floor is not None else range(len(self.items))
+            for n in reach:
                 best[n] += WORD_BONUS * min(len(words & self._words[n]), 2)
-        order = np.argsort(-best)
-        return [Hit(self.items[i], float(best[i])) for i in order]
+        return best
+
+    def scores(self, vector: np.ndarray, text: str = "", fact: str | None = None) -> list[Hit]:
+        """Every entry with its match score to the question (see SAME_FACT_BONUS), best first (for previews)."""
+        if not self.items:
+            return []
+        best = self._scored(vector, text, fact, None)
+        return [Hit(self.items[i], float(best[i])) for i in np.argsort(-best)]
 
     def match(self, vector: np.ndarray, threshold: float, text: str = "", fact: str | None = None) -> Hit | None:
         """The entry that answers this question, if one scores `threshold` or above."""
-        hits = self.scores(vector, text, fact)
-        return hits[0] if hits and hits[0].score >= threshold else None
+        if not self.items:
+            return None
+        best = self._scored(vector, text, fact, threshold)
+        top = int(np.argmax(best))
+        return Hit(self.items[top], float(best[top])) if best[top] >= threshold else None
 
     def detail(self, slot: str) -> Published | None:
         """The clinic's published answer for a fact slot ("hours", "price", ...), if it has given one."""

@@ -34,51 +34,57 @@ class Workflow:
     def __init__(self, knowledge: KnowledgeStore) -> None:
         self.knowledge = knowledge
 
-    def create(self, content: Content, author: str, *, unanswered_ids: list[int] | None = None) -> dict[str, Any]:
+    def create(self, content: Content, author: str, *, unanswered_ids: list[int] | None = None,
+               role: str = "editor") -> dict[str, Any]:
         """Save a new entry as a draft."""
         _check(content)
-        entry_id = self.knowledge.create("faq", content, author, review(content), unanswered_ids=unanswered_ids)
+        entry_id = self.knowledge.create("faq", content, author, review(content), unanswered_ids=unanswered_ids,
+                                         author_role=role)
         return self.knowledge.entry(entry_id)
 
-    def save(self, entry_id: int, base_version: int, content: Content, author: str) -> dict[str, Any]:
+    def save(self, entry_id: int, base_version: int, content: Content, author: str,
+             role: str = "editor") -> dict[str, Any]:
         """Save a new version on top of `base_version` (Conflict when someone saved in between)."""
         _check(content)
         current = self.knowledge.entry(entry_id)
         detail = current["slug"] if current["kind"] == "fact" else None
-        self.knowledge.save(entry_id, base_version, content, author, review(content, detail=detail))
+        self.knowledge.save(entry_id, base_version, content, author, review(content, detail=detail), role)
         return self.knowledge.entry(entry_id)
 
     def publish(self, entry_id: int, actor: str, role: str) -> dict[str, Any]:
-        """Publish the latest version: at once when unflagged (or a reviewer other than its author publishes it),
-        otherwise it waits for a reviewer's approval."""
+        """Publish the latest version: at once when unflagged (or a second person approves it as they publish),
+        otherwise it waits for a reviewer's approval (the approved version, if any, stays live meanwhile)."""
         entry = self.knowledge.entry(entry_id)
         if entry["status"] == "published" and entry["published_version"] == entry["version"]:
             return entry
-        if entry["flags"] and not (role == "reviewer" and actor.strip().lower() != entry["author"].strip().lower()):
+        if entry["flags"] and _second_person(entry, actor, role) is not None:
             if entry["status"] != "pending":
-                self.knowledge.set_state(entry_id, actor, "submit", status="pending")
+                self.knowledge.set_state(entry_id, actor, "submit", version=entry["version"], status="pending")
         else:
-            self.knowledge.set_state(entry_id, actor, "publish", status="published",
+            self.knowledge.set_state(entry_id, actor, "publish", version=entry["version"], status="published",
                                      approved_by=actor if entry["flags"] else None)
         return self.knowledge.entry(entry_id)
 
     def approve(self, entry_id: int, actor: str, role: str) -> dict[str, Any]:
-        """A reviewer approves a flagged entry waiting for review; never its own author."""
+        """A reviewer approves the flagged version waiting for review; never one they wrote themselves."""
         if role != "reviewer":
             raise Forbidden("only a reviewer can approve")
         entry = self.knowledge.entry(entry_id)
         if entry["status"] != "pending":
             raise Conflict(f"this entry is {entry['status']}, not waiting for review")
-        if actor.strip().lower() == entry["author"].strip().lower():
-            raise Conflict("a second person must approve: the author of this version cannot approve it")
-        self.knowledge.set_state(entry_id, actor, "approve", status="published", approved_by=actor)
+        why = _second_person(entry, actor, role)
+        if why is not None:
+            raise Conflict(why)
+        # The version the reviewer was shown: a save after it was read makes this a 409, never an unread approval.
+        self.knowledge.set_state(entry_id, actor, "approve", version=entry["version"], status="published",
+                                 approved_by=actor)
         return self.knowledge.entry(entry_id)
 
     def unpublish(self, entry_id: int, actor: str) -> dict[str, Any]:
         """Withdraw an entry: patients stop getting it (its versions stay in the history)."""
         entry = self.knowledge.entry(entry_id)
         if entry["status"] != "unpublished":
-            self.knowledge.set_state(entry_id, actor, "unpublish", status="unpublished")
+            self.knowledge.set_state(entry_id, actor, "unpublish", version=entry["version"], status="unpublished")
         return self.knowledge.entry(entry_id)
 
     def rollback(self, entry_id: int, version: int, actor: str, role: str) -> dict[str, Any]:
@@ -88,7 +94,7 @@ class Workflow:
         entry = self.knowledge.entry(entry_id)
         content = Content(old["question"], old["answer"], old["applies_to"])
         detail = entry["slug"] if entry["kind"] == "fact" else None
-        new = self.knowledge.save(entry_id, entry["version"], content, actor, review(content, detail=detail))
+        new = self.knowledge.save(entry_id, entry["version"], content, actor, review(content, detail=detail), role)
         if old["was_published"]:
             self.knowledge.set_state(entry_id, actor, "rollback", version=new, status="published",
                                      approved_by=old["approved_by"])
@@ -137,10 +143,13 @@ class Workflow:
         _check(content)
         flags = review(content, detail=key)
         if existing is None:
-            entry_id = self.knowledge.create("fact", content, author, flags, slug=key)
+            entry_id = self.knowledge.create("fact", content, author, flags, slug=key, author_role=role)
         else:
+            if base_version is None:
+                raise Conflict(f"the {key} detail exists already (version {existing['version']}): send base_version "
+                               "with the version you edited")
             entry_id = existing["id"]
-            self.knowledge.save(entry_id, base_version if base_version is not None else -1, content, author, flags)
+            self.knowledge.save(entry_id, base_version, content, author, flags, role)
         return self.publish(entry_id, author, role)
 
     # -- Markdown, in knowledge/ format --------------------------------------------------------------------------
@@ -185,6 +194,18 @@ class Workflow:
             entry = self.publish(entry["id"], author, role)
             report[entry["status"] if entry["status"] in ("published", "pending") else "skipped"] += 1
         return report
+
+
+def _second_person(entry: dict[str, Any], actor: str, role: str) -> str | None:
+    """Why `actor` may not approve the entry's latest version (None when they may): it takes the reviewer token,
+    and a version saved with that token needs another person, so the same hands never write and approve."""
+    if role != "reviewer":
+        return "a reviewer must approve this (it was flagged by the safety review)"
+    if entry.get("author_role") == "reviewer":
+        return "a second person must approve: this version was saved with the reviewer token itself"
+    if actor.strip().lower() == entry["author"].strip().lower():
+        return "a second person must approve: the author of this version cannot approve it"
+    return None
 
 
 def _check(content: Content) -> None:

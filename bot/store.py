@@ -150,6 +150,7 @@ kb_versions = sa.Table(
     sa.Column("answer", sa.Text, nullable=False),
     sa.Column("applies_to", sa.Text, nullable=False),  # a JSON list
     sa.Column("author", sa.String(80), nullable=False),
+    sa.Column("author_role", sa.String(12), nullable=False, server_default="editor"),  # the token it was saved with
     sa.Column("flags", sa.Text, nullable=False),  # a JSON list of review reasons
     sa.Column("approved_by", sa.String(80)),
     sa.Column("was_published", sa.Boolean, nullable=False, server_default=sa.false()),
@@ -157,6 +158,10 @@ kb_versions = sa.Table(
     sa.Column("model", sa.String(64)),
     sa.Column("created_at", TS, nullable=False),
     sa.UniqueConstraint("entry_id", "version", name="uq_kb_versions_entry_version"),
+)
+kb_revision = sa.Table(  # one row: what workers poll to notice a change to what is live
+    "kb_revision", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False), sa.Column("n", sa.Integer, nullable=False),
 )
 kb_audit = sa.Table(
     "kb_audit", metadata,

@@ -337,3 +337,63 @@ def test_a_publish_reaches_every_worker_within_five_seconds(tmp_path: Path, buil
     assert streak == 16 and streak_began is not None
     print(f"\npublish -> every worker answering: {streak_began - published_at:.2f} s")  # the README figure (-s)
     assert streak_began - published_at < 5, f"every worker answered only after {streak_began - published_at:.2f} s"
+
+
+def test_text_saved_with_the_reviewer_token_needs_someone_else_whatever_name_is_typed(c) -> None:  # type: ignore[no-untyped-def]
+    resp = c.post("/staff/api/faq", json={**GIFT, "answer": "It cures sciatica.", "author": "bob"}, headers=REVIEWER)
+    entry = resp.json()
+    assert entry["author_role"] == "reviewer" and entry["flags"]
+    published = c.post(f"/staff/api/faq/{entry['id']}/publish", json={"actor": "bob (again)"}, headers=REVIEWER)
+    assert published.json()["status"] == "pending"
+    own = c.post(f"/staff/api/faq/{entry['id']}/approve", json={"actor": "someone else"}, headers=REVIEWER)
+    assert own.status_code == 409 and "reviewer token itself" in own.json()["detail"]
+    assert not _cites(_ask(c, "gift card?"), entry["slug"])
+
+
+def test_a_change_waiting_for_review_leaves_the_approved_answer_live(c) -> None:  # type: ignore[no-untyped-def]
+    entry = _create(c)
+    c.post(f"/staff/api/faq/{entry['id']}/publish", json={"actor": "Ann"}, headers=EDITOR)
+    c.put(f"/staff/api/faq/{entry['id']}", json={**GIFT, "answer": "Gift cards are $50 each.", "author": "Dee",
+                                                  "base_version": 1}, headers=EDITOR)
+    pending = c.post(f"/staff/api/faq/{entry['id']}/publish", json={"actor": "Dee"}, headers=EDITOR).json()
+    assert pending["status"] == "pending" and pending["published_version"] == 1
+    assert _ask(c, "gift card?")["reply"].startswith("Yes, gift cards are available")
+    assert c.get(entry["url"]).status_code == 200
+    # Saving again keeps version 1 live too; the approval then publishes exactly the version the reviewer saw.
+    c.put(f"/staff/api/faq/{entry['id']}", json={**GIFT, "answer": "Gift cards are $55 each.", "author": "Dee",
+                                                  "base_version": 2}, headers=EDITOR)
+    assert _ask(c, "gift card?")["reply"].startswith("Yes, gift cards are available")
+    c.post(f"/staff/api/faq/{entry['id']}/publish", json={"actor": "Dee"}, headers=EDITOR)
+    c.post(f"/staff/api/faq/{entry['id']}/approve", json={"actor": "Cy"}, headers=REVIEWER)
+    assert _ask(c, "gift card?")["reply"].startswith("Gift cards are $55 each.")
+
+
+def test_an_faq_never_takes_a_clinic_details_address_and_every_citation_link_opens(c) -> None:  # type: ignore[no-untyped-def]
+    faq = _create(c, question="Parking?", answer="Use the lot behind the building.")
+    assert faq["slug"] == "parking-faq"
+    saved = c.put("/staff/api/clinic-details/wear_bring", json={"value": "Loose, comfortable clothes.",
+                                                                "author": "Ann"}, headers=EDITOR).json()
+    assert saved["slug"] == "wear_bring" and saved["status"] == "published"
+    assert c.get(saved["url"]).status_code == 200
+    long_q = "q" * 80 + "?"
+    twice = [_create(c, question=long_q) for _ in range(2)]
+    for e in twice:
+        c.post(f"/staff/api/faq/{e['id']}/publish", json={"actor": "Ann"}, headers=EDITOR)
+        assert c.get(e["url"]).status_code == 200, e["url"]
+
+
+def test_plain_answers_keep_what_is_not_markdown() -> None:
+    from bot.faq import plain_answer
+
+    assert plain_answer("Email front_desk@example.org or see https://x.org/my_page") == \
+        "Email front_desk@example.org or see https://x.org/my_page"
+    assert plain_answer("2 * 3 = 6 and a < b > c") == "2 * 3 = 6 and a < b > c"
+    assert plain_answer("# Hours\n- **Mon**: _closed_\n- `Tue`: open") == "Hours Mon: closed Tue: open"
+
+
+@pytest.mark.parametrize("text", ["This c**ure**s back pain.", "It cu\u200bres back pain.", "**$**120 a session."])
+def test_markdown_or_invisible_characters_cannot_hide_a_claim_from_the_review(text) -> None:  # type: ignore[no-untyped-def]
+    from bot.faq import review
+    from bot.faq_store import Content
+
+    assert review(Content("Q?", text))

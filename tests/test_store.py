@@ -582,7 +582,11 @@ def test_staff_entries_version_conflict_publish_and_audit(store: Store) -> None:
     assert kb.save(eid, 1, Content("Do you sell gift cards?", "Yes, at the desk.", []), "Bo", []) == 2
     with pytest.raises(Conflict):
         kb.save(eid, 1, Content("Do you sell gift cards?", "Lost update.", []), "Cy", [])
-    kb.set_state(eid, "Bo", "publish", status="published")
+    with pytest.raises(Conflict):  # publishing a version that is no longer the latest: someone saved after the check
+        kb.set_state(eid, "Bo", "publish", version=1, status="published")
+    assert kb.revision() == 0
+    kb.set_state(eid, "Bo", "publish", version=2, status="published")
+    assert kb.revision() == 1
     [live] = kb.published()
     assert (live.entry_id, live.content.answer, live.vectors) == (eid, "Yes, at the desk.", None)
     kb.set_vectors(live.version_id, np.ones((1, 4), dtype=np.float32), "test-model")
@@ -593,4 +597,3 @@ def test_staff_entries_version_conflict_publish_and_audit(store: Store) -> None:
     entry = kb.entry(eid, with_versions=True)
     assert [v["version"] for v in entry["versions"]] == [2, 1] and entry["versions"][0]["was_published"]
     assert [a["action"] for a in kb.audit()] == ["publish", "save", "create", "create"]
-    assert kb.revision() == kb.audit()[0]["id"]

@@ -86,10 +86,13 @@ async def article(slug: str, settings: SettingsDep, clinic: ClinicDep) -> HTMLRe
     return _page(title, body, clinic)
 
 
+_FAQ_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,95}$")  # clinic details' keys have underscores ("wear_bring")
+
+
 @router.get("/articles/faq/{slug}", tags=["widget"], response_class=HTMLResponse)
 async def staff_answer(slug: str, runtime: RuntimeDep, clinic: ClinicDep) -> HTMLResponse:
     """A published staff answer (Clinic FAQ or clinic detail), as its citations link to it."""
-    if not _SLUG.match(slug):
+    if not _FAQ_SLUG.match(slug):
         raise HTTPException(404, detail=f"No clinic FAQ {slug!r}.")
     try:
         entry = await asyncio.to_thread(KnowledgeStore(runtime.store).by_slug, slug)

@@ -9,7 +9,7 @@ import zipfile
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, StrictStr, field_validator
 
@@ -17,6 +17,7 @@ from bot.deps import RuntimeDep, SettingsDep, StaffDep
 from bot.faq import ANSWER_MAX, APPLIES_MAX, PREVIEW, QUESTION_MAX, FaqIndex, passage
 from bot.faq_store import Conflict, Content, KnowledgeStore, NotFound, Published
 from bot.faq_workflow import Forbidden, Invalid, Workflow, stamp
+from bot.index import IndexUnavailable
 from bot.ratelimit import StaffLimit
 from bot.types import IncomingMessage, Session
 
@@ -24,6 +25,9 @@ router = APIRouter()
 T = TypeVar("T")
 STORE_DOWN = "The database is not answering right now; try again in a minute (GET /health shows its state)."
 Name = Annotated[StrictStr, Field(min_length=1, max_length=80, examples=["Ann"])]
+# Ids and versions past 32 bits are a bad request (422), not a database error (503).
+EntryId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+VersionNo = Annotated[int, Query(ge=1, le=2**31 - 1)]
 
 
 class _Text(BaseModel):
@@ -129,10 +133,11 @@ async def faq_list(_staff: StaffDep, runtime: RuntimeDep, _limit: StaffLimit) ->
 
 
 @router.post("/staff/api/faq", tags=["staff"], status_code=201)
-async def faq_create(body: EntryIn, _staff: StaffDep, runtime: RuntimeDep, _limit: StaffLimit) -> Response:
+async def faq_create(body: EntryIn, request: Request, _staff: StaffDep, runtime: RuntimeDep,
+                     _limit: StaffLimit) -> Response:
     """Save a new answer as a draft (it answers nobody until published)."""
     entry = await _call(_workflow(runtime).create, body.content(), body.author.strip(),
-                        unanswered_ids=body.unanswered_ids)
+                        unanswered_ids=body.unanswered_ids, role=_role(request))
     return _entry_response(entry, 201)
 
 
@@ -149,21 +154,22 @@ async def faq_export(_staff: StaffDep, runtime: RuntimeDep, _limit: StaffLimit) 
 
 
 @router.get("/staff/api/faq/{entry_id}", tags=["staff"])
-async def faq_get(entry_id: int, _staff: StaffDep, runtime: RuntimeDep, _limit: StaffLimit) -> Response:
+async def faq_get(entry_id: EntryId, _staff: StaffDep, runtime: RuntimeDep, _limit: StaffLimit) -> Response:
     """One entry with every version, newest first; its ETag is the latest version."""
     return _entry_response(await _call(KnowledgeStore(runtime.store).entry, entry_id, with_versions=True))
 
 
 @router.put("/staff/api/faq/{entry_id}", tags=["staff"])
-async def faq_save(entry_id: int, body: EntryUpdate, _staff: StaffDep, runtime: RuntimeDep,
+async def faq_save(entry_id: EntryId, body: EntryUpdate, request: Request, _staff: StaffDep, runtime: RuntimeDep,
                    _limit: StaffLimit) -> Response:
     """Save a new version; 409 when `base_version` is no longer the latest (nothing is overwritten)."""
-    entry = await _call(_workflow(runtime).save, entry_id, body.base_version, body.content(), body.author.strip())
+    entry = await _call(_workflow(runtime).save, entry_id, body.base_version, body.content(), body.author.strip(),
+                        _role(request))
     return _entry_response(entry)
 
 
 @router.post("/staff/api/faq/{entry_id}/publish", tags=["staff"])
-async def faq_publish(entry_id: int, body: ActorIn, request: Request, _staff: StaffDep, runtime: RuntimeDep,
+async def faq_publish(entry_id: EntryId, body: ActorIn, request: Request, _staff: StaffDep, runtime: RuntimeDep,
                       _limit: StaffLimit) -> Response:
     """Publish the latest version; a flagged one waits for a reviewer (status "pending")."""
     entry = await _call(_workflow(runtime).publish, entry_id, body.actor.strip(), _role(request))
@@ -171,7 +177,7 @@ async def faq_publish(entry_id: int, body: ActorIn, request: Request, _staff: St
 
 
 @router.post("/staff/api/faq/{entry_id}/approve", tags=["staff"])
-async def faq_approve(entry_id: int, body: ActorIn, request: Request, _staff: StaffDep, runtime: RuntimeDep,
+async def faq_approve(entry_id: EntryId, body: ActorIn, request: Request, _staff: StaffDep, runtime: RuntimeDep,
                       _limit: StaffLimit) -> Response:
     """A reviewer (not the author) approves a flagged entry: it goes live."""
     entry = await _call(_workflow(runtime).approve, entry_id, body.actor.strip(), _role(request))
@@ -179,7 +185,7 @@ async def faq_approve(entry_id: int, body: ActorIn, request: Request, _staff: St
 
 
 @router.post("/staff/api/faq/{entry_id}/unpublish", tags=["staff"])
-async def faq_unpublish(entry_id: int, body: ActorIn, _staff: StaffDep, runtime: RuntimeDep,
+async def faq_unpublish(entry_id: EntryId, body: ActorIn, _staff: StaffDep, runtime: RuntimeDep,
                         _limit: StaffLimit) -> Response:
     """Withdraw an entry; patients stop getting it within a second."""
     entry = await _call(_workflow(runtime).unpublish, entry_id, body.actor.strip())
@@ -187,7 +193,7 @@ async def faq_unpublish(entry_id: int, body: ActorIn, _staff: StaffDep, runtime:
 
 
 @router.post("/staff/api/faq/{entry_id}/rollback", tags=["staff"])
-async def faq_rollback(entry_id: int, body: RollbackIn, request: Request, _staff: StaffDep, runtime: RuntimeDep,
+async def faq_rollback(entry_id: EntryId, body: RollbackIn, request: Request, _staff: StaffDep, runtime: RuntimeDep,
                        _limit: StaffLimit) -> Response:
     """Bring an old version back as the newest one (live at once if it was published before)."""
     entry = await _call(_workflow(runtime).rollback, entry_id, body.version, body.actor.strip(), _role(request))
@@ -195,14 +201,14 @@ async def faq_rollback(entry_id: int, body: RollbackIn, request: Request, _staff
 
 
 @router.get("/staff/api/faq/{entry_id}/diff", tags=["staff"])
-async def faq_diff(entry_id: int, a: int, b: int, _staff: StaffDep, runtime: RuntimeDep,
+async def faq_diff(entry_id: EntryId, a: VersionNo, b: VersionNo, _staff: StaffDep, runtime: RuntimeDep,
                    _limit: StaffLimit) -> dict[str, Any]:
     """What changed between versions `a` and `b`."""
     return await _call(_workflow(runtime).diff, entry_id, a, b)
 
 
 @router.post("/staff/api/faq/{entry_id}/preview", tags=["staff"])
-async def faq_preview(entry_id: int, body: PreviewIn, _staff: StaffDep, runtime: RuntimeDep,
+async def faq_preview(entry_id: EntryId, body: PreviewIn, _staff: StaffDep, runtime: RuntimeDep,
                       settings: SettingsDep, _limit: StaffLimit) -> dict[str, Any]:
     """The exact reply a patient would get with this entry's latest version live, and the article passages it
     outranks (same pipeline and triage; nothing is stored)."""
@@ -219,9 +225,14 @@ async def faq_preview(entry_id: int, body: PreviewIn, _staff: StaffDep, runtime:
     finally:
         PREVIEW.reset(token)
     vec = (await asyncio.to_thread(runtime.embedder.embed, [body.message]))[0]
-    hits = FaqIndex([item]).scores(vec)
+    hits = FaqIndex([item]).scores(vec, body.message)
     score = hits[0].score if hits else 0.0
-    found = await runtime.search(body.message, 5)
+    try:
+        found = await runtime.search(body.message, 5)
+    except IndexUnavailable as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
+                            detail="The article index is not answering right now; try the preview again in a minute."
+                            ) from exc
     answered = any(c.source == passage(item).source for c in reply.citations)
     return {"reply": reply.model_dump(), "answered_by_entry": answered, "entry_score": round(score, 4),
             "threshold": runtime.faq.threshold,
@@ -245,7 +256,7 @@ async def audit_csv(_staff: StaffDep, runtime: RuntimeDep, _limit: StaffLimit) -
     writer.writeheader()
     for row in items:
         # A cell starting with = + - @ is a formula to a spreadsheet: quote it as text.
-        writer.writerow({k: ("'" + v if isinstance(v, str) and v[:1] in "=+-@" else v) for k, v in row.items()})
+        writer.writerow({k: ("'" + v if isinstance(v, str) and v[:1] in "=+-@\t\r" else v) for k, v in row.items()})
     return StreamingResponse(iter([buf.getvalue()]), media_type="text/csv",
                              headers={"Content-Disposition": f'attachment; filename="audit-{stamp()}.csv"'})
 

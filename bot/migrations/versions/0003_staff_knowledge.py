@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("answer", sa.Text, nullable=False),
         sa.Column("applies_to", sa.Text, nullable=False),
         sa.Column("author", sa.String(80), nullable=False),
+        sa.Column("author_role", sa.String(12), nullable=False, server_default="editor"),
         sa.Column("flags", sa.Text, nullable=False),
         sa.Column("approved_by", sa.String(80)),
         sa.Column("was_published", sa.Boolean, nullable=False, server_default=sa.false()),
@@ -45,6 +46,12 @@ def upgrade() -> None:
         sa.Column("created_at", TS, nullable=False),
         sa.UniqueConstraint("entry_id", "version", name="uq_kb_versions_entry_version"),
     )
+    revision_table = op.create_table(
+        "kb_revision",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("n", sa.Integer, nullable=False),
+    )
+    op.bulk_insert(revision_table, [{"id": 1, "n": 0}])  # the one row every change bumps
     op.create_table(
         "kb_audit",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -59,5 +66,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("kb_audit")
+    op.drop_table("kb_revision")
     op.drop_table("kb_versions")
     op.drop_table("kb_entries")
