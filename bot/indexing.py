@@ -140,7 +140,8 @@ def ingest(path: Path, store: IndexStore, embedder: Embedder, *, progress: bool 
         _fill_known(rows, svecs, old_sentences)
         bar.close()
         writer.add_passages(loaded, np.stack([vectors[p.id] for p in loaded]) if loaded else
-                            np.zeros((0, embedder.dim), dtype=np.float32))
+                            np.zeros((0, embedder.dim), dtype=np.float32),
+                            {**dict.fromkeys((p.id for p in loaded), 0), **Counter(pid for pid, _, _ in rows)})
         writer.add_sentences(rows, svecs)
         store.publish(writer.generation)
         store.cleanup({writer.generation} | ({current} if current else set()))

@@ -182,3 +182,19 @@ def test_the_same_embedding_model_starts_without_embedding_anything(data_dir: Pa
     assert counting.count == 1  # the warm-up only: the published generation is this model's
     if runtime.store is not None:
         runtime.store.close()
+
+
+def test_sentences_are_fetched_by_id_the_same_as_by_filter(kdir: Path, store: IndexStore, embedder) -> None:  # type: ignore[no-untyped-def]
+    """The by-id fetch (constant per passage) returns exactly what the metadata filter (a scan) returned."""
+    ingest(kdir, store, embedder, progress=False)
+    reader = store.open_reader(store.current() or "")
+    ids = [p.id for p in reader.passages[:5]]
+    assert set(reader.sentence_counts) == set(reader.by_id) and all(reader.sentence_counts[i] > 0 for i in ids)
+    by_id = reader.sentence_vectors(ids)
+    legacy = store.open_reader(reader.generation)
+    legacy.sentence_counts = {}  # as a generation written before the counts were stored
+    by_filter = legacy.sentence_vectors(ids)
+    for i in ids:
+        assert by_id[i].sentences == by_filter[i].sentences
+        assert np.array_equal(by_id[i].vectors, by_filter[i].vectors)
+        assert len(by_id[i].sentences) == reader.sentence_counts[i]
