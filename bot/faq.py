@@ -109,13 +109,14 @@ def validate(content: Content) -> str | None:
 
 
 # -- what a patient reads ------------------------------------------------------------------------------------------
-_MD_LINK = re.compile(r"!?\[([^\]]*)\]\((\S+?)\)")
+# Bounded and bracket-free inside: "1[1[1[..." must not rescan the rest of the text from every "[" (quadratic).
+_MD_LINK = re.compile(r"!?\[([^\[\]\n]{0,300})\]\(([^\s()]{1,500})\)")
 _TAG_BLOCK = re.compile(r"<(script|style)\b[^>]*>.*?(?:</\1\s*>|$)", re.I | re.S)
 _TAG = re.compile(r"</?[A-Za-z!][^<>]*>")
 # Line-start markers (headings, quotes, list bullets), and emphasis or code markers only in pairs around words:
 # "snake_case", "2 * 3" and URLs keep their characters.
 _MARKERS = re.compile(r"(?m)^[ \t]*(#{1,6}|>|[-*+]|\d+\.)[ \t]+")
-_EMPHASIS = re.compile(r"(?<![\w*_`])(\*{1,3}|_{1,3}|`{1,3})(?=\S)(.+?)(?<=\S)\1(?![\w*_`])")
+_EMPHASIS = re.compile(r"(?<![\w*_`])(\*{1,3}|_{1,3}|`{1,3})(?=\S)([^\n]{1,300}?)(?<=\S)\1(?![\w*_`])")
 
 
 def plain_answer(markdown: str) -> str:
